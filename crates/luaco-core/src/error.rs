@@ -1,0 +1,206 @@
+//! Errors: the crate's [`Error`], the script-visible [`ErrorKind`]s, and
+//! [`ScriptError`], a rejection reason turned into Rust data.
+
+use std::fmt;
+
+use mlua::{Lua, Table, Value};
+
+use crate::value::ScriptValue;
+
+/// Errors of the luaco core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Lua VM reported an error (syntax, memory, a failed call).
+    #[error(transparent)]
+    Lua(#[from] mlua::Error),
+    /// A value could not be converted between Lua and Rust.
+    #[error("conversion failed: {0}")]
+    Conversion(String),
+    /// A script rejected or failed.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    /// The promise is still pending.
+    #[error("the promise is still pending")]
+    Pending,
+}
+
+/// The result type of the luaco core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The `kind` field of an error object, as scripts see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A string raised by a script (`error("...")`) or a runtime failure.
+    Runtime,
+    /// A bad argument.
+    Type,
+    /// The task or promise was cancelled.
+    Cancelled,
+    /// A deadline passed.
+    Timeout,
+    /// A connection failed.
+    Network,
+    /// A file operation failed.
+    Io,
+    /// The operation is not permitted.
+    Permission,
+    /// Malformed JSON.
+    Json,
+    /// A resource limit was hit.
+    Limit,
+    /// Several errors, listed in `errors`.
+    Aggregate,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Runtime,
+        ErrorKind::Type,
+        ErrorKind::Cancelled,
+        ErrorKind::Timeout,
+        ErrorKind::Network,
+        ErrorKind::Io,
+        ErrorKind::Permission,
+        ErrorKind::Json,
+        ErrorKind::Limit,
+        ErrorKind::Aggregate,
+    ];
+
+    /// The name scripts see in `err.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Runtime => "runtime",
+            ErrorKind::Type => "type",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Network => "network",
+            ErrorKind::Io => "io",
+            ErrorKind::Permission => "permission",
+            ErrorKind::Json => "json",
+            ErrorKind::Limit => "limit",
+            ErrorKind::Aggregate => "aggregate",
+        }
+    }
+
+    /// Parses a kind name; unknown names give `None`.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A script's rejection reason as Rust data.
+///
+/// Error objects (tables with `message` and `kind`) fill the fields directly;
+/// any other raised value becomes kind [`ErrorKind::Runtime`] with its text as
+/// `message` and the value itself in [`value`](ScriptError::value).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptError {
+    /// What went wrong, by category.
+    pub kind: ErrorKind,
+    /// The message, with its `file:line:` position when a script raised it.
+    pub message: String,
+    /// The Lua stack where it was raised, and where its task was spawned.
+    pub traceback: Option<String>,
+    /// For [`ErrorKind::Aggregate`]: the errors it gathers, in order.
+    pub errors: Vec<ScriptError>,
+    /// The raised value when it was not an error object (a table, a number…).
+    pub value: Option<ScriptValue>,
+}
+
+impl ScriptError {
+    /// An error of `kind` with `message` and nothing else.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ScriptError {
+            kind,
+            message: message.into(),
+            traceback: None,
+            errors: Vec::new(),
+            value: None,
+        }
+    }
+
+    /// Reads a rejection reason. `error_mt` is the metatable of error objects.
+    pub fn from_reason(reason: &Value, error_mt: Option<&Table>) -> ScriptError {
+        if let Value::Table(t) = reason {
+            let is_error_object = match (t.metatable(), error_mt) {
+                (Some(mt), Some(emt)) => &mt == emt,
+                _ => false,
+            };
+            if is_error_object {
+                let kind = t
+                    .raw_get::<String>("kind")
+                    .ok()
+                    .and_then(|k| ErrorKind::from_name(&k))
+                    .unwrap_or(ErrorKind::Runtime);
+                let message = t.raw_get::<String>("message").unwrap_or_default();
+                let traceback = t.raw_get::<Option<String>>("traceback").ok().flatten();
+                let errors = match t.raw_get::<Value>("errors") {
+                    Ok(Value::Table(list)) => list
+                        .sequence_values::<Value>()
+                        .filter_map(|v| v.ok())
+                        .map(|v| ScriptError::from_reason(&v, error_mt))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                return ScriptError {
+                    kind,
+                    message,
+                    traceback,
+                    errors,
+                    value: None,
+                };
+            }
+        }
+        let message = match reason {
+            Value::String(s) => s.to_string_lossy().to_string(),
+            Value::Error(e) => e.to_string(),
+            other => other
+                .to_string()
+                .unwrap_or_else(|_| format!("a {} value", other.type_name())),
+        };
+        ScriptError {
+            kind: ErrorKind::Runtime,
+            message,
+            traceback: None,
+            errors: Vec::new(),
+            value: ScriptValue::from_lua_value(reason).ok(),
+        }
+    }
+
+    /// Builds the script-visible error object for this error.
+    pub fn to_lua_object(&self, lua: &Lua, error_mt: &Table) -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(0, 4)?;
+        t.raw_set("message", self.message.as_str())?;
+        t.raw_set("kind", self.kind.as_str())?;
+        if let Some(tb) = &self.traceback {
+            t.raw_set("traceback", tb.as_str())?;
+        }
+        if self.kind == ErrorKind::Aggregate || !self.errors.is_empty() {
+            let list = lua.create_table_with_capacity(self.errors.len(), 1)?;
+            for (i, e) in self.errors.iter().enumerate() {
+                list.raw_set(i + 1, e.to_lua_object(lua, error_mt)?)?;
+            }
+            list.raw_set("n", self.errors.len())?;
+            t.raw_set("errors", list)?;
+        }
+        t.set_metatable(Some(error_mt.clone()))?;
+        Ok(t)
+    }
+}
+
+impl fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ScriptError {}
