@@ -1,1 +1,136 @@
-fn main(){}
+//! Project tasks: `cargo xtask test` (everything CI checks) and
+//! `cargo xtask bench` (benchmarks with ratios against their baselines).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("bench") => bench(&args[1..]),
+        Some("examples") => examples(),
+        other => {
+            eprintln!(
+                "usage: cargo xtask <test|bench|examples>{}",
+                other
+                    .map(|o| format!(" (unknown subcommand '{o}')"))
+                    .unwrap_or_default()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(step: &str, mut cmd: Command) -> Result<()> {
+    eprintln!("xtask: {step}");
+    let status = cmd.status().with_context(|| format!("starting {step}"))?;
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run("cargo fmt --check", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run("cargo clippy -D warnings", clippy)?;
+
+    let mut tests = cargo();
+    tests.args(["test", "--workspace"]);
+    run("cargo test (unit, integration, doctests)", tests)?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run("cargo doc -D warnings", doc)?;
+
+    examples()
+}
+
+/// Runs every Lua example through the built CLI; each must exit 0.
+fn examples() -> Result<()> {
+    let mut build = cargo();
+    build.args(["build", "-p", "luaco-cli"]);
+    run("cargo build -p luaco-cli", build)?;
+    let exe = root().join("target/debug/luaco");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "lua"))
+        .collect();
+    scripts.sort();
+    if scripts.is_empty() {
+        bail!("no Lua examples found under examples/");
+    }
+    let mut failed = 0;
+    for script in &scripts {
+        let out = Command::new(&exe)
+            .arg("run")
+            .arg(script)
+            .current_dir(root())
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
+        if out.status.success() {
+            eprintln!("xtask: example {} ok", script.display());
+        } else {
+            failed += 1;
+            eprintln!(
+                "xtask: example {} FAILED ({})\n{}{}",
+                script.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    println!(
+        "examples: {} passed, {failed} failed",
+        scripts.len() - failed
+    );
+    if failed > 0 {
+        bail!("{failed} example(s) failed");
+    }
+    Ok(())
+}
+
+fn bench(extra: &[String]) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "-p", "luaco", "--bench", "turns"]);
+    if !extra.is_empty() {
+        cmd.arg("--").args(extra);
+    }
+    run("cargo bench", cmd)
+}

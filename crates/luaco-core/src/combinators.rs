@@ -28,7 +28,9 @@ fn read_list(engine: &Engine, lua: &Lua, func: &str, args: &MultiValue) -> ApiRe
     };
     let mut items = Vec::with_capacity(n);
     for i in 1..=n {
-        let v: Value = t.raw_get(i).map_err(|e| crate::engine::rust_error_to_script(&e))?;
+        let v: Value = t
+            .raw_get(i)
+            .map_err(|e| crate::engine::rust_error_to_script(&e))?;
         items.push(match engine.promise_from_value(&v) {
             Some(p) => Input::Promise(p),
             None => Input::Value(v),
@@ -113,7 +115,9 @@ fn all(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
                     let list = std::mem::take(&mut values.borrow_mut().0);
                     match list_table(lua, list) {
                         Ok(t) => engine.settle(lua, &target, Outcome::Resolved(Value::Table(t))),
-                        Err(e) => engine.settle(lua, &target, Outcome::Rejected(lua_err(engine, lua, e))),
+                        Err(e) => {
+                            engine.settle(lua, &target, Outcome::Rejected(lua_err(engine, lua, e)))
+                        }
                     };
                 }
             }
@@ -174,7 +178,9 @@ fn all_settled(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value>
                 let list = std::mem::take(&mut values.borrow_mut().0);
                 match list_table(lua, list) {
                     Ok(t) => engine.settle(lua, &target, Outcome::Resolved(Value::Table(t))),
-                    Err(e) => engine.settle(lua, &target, Outcome::Rejected(lua_err(engine, lua, e))),
+                    Err(e) => {
+                        engine.settle(lua, &target, Outcome::Rejected(lua_err(engine, lua, e)))
+                    }
                 };
             }
         }),
@@ -308,7 +314,10 @@ pub(crate) fn install(engine: &Engine, lua: &Lua, prims: &Table) -> mlua::Result
     ];
     for (name, f) in list {
         let e = engine.clone();
-        prims.raw_set(name, engine.raw_api_function(lua, move |lua, args| f(&e, lua, args))?)?;
+        prims.raw_set(
+            name,
+            engine.raw_api_function(lua, move |lua, args| f(&e, lua, args))?,
+        )?;
     }
     Ok(())
 }

@@ -9,10 +9,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use mlua::thread::ThreadStatus;
-use mlua::{
-    Function, IntoLuaMulti, LightUserData, Lua, MultiValue, Table, Thread,
-    Value,
-};
+use mlua::{Function, IntoLuaMulti, LightUserData, Lua, MultiValue, Table, Thread, Value};
 
 use crate::driver::{Driver, Lifecycle, Observer, TaskId, TaskInfo};
 use crate::error::{ErrorKind, Result, ScriptError};
@@ -351,8 +348,7 @@ impl Engine {
         let Some((waiters, _source)) = promise.take_for_settle(outcome.clone()) else {
             return false;
         };
-        if matches!(outcome, Outcome::Rejected(_)) && waiters.is_empty() && !promise.is_handled()
-        {
+        if matches!(outcome, Outcome::Rejected(_)) && waiters.is_empty() && !promise.is_handled() {
             self.0.unhandled.borrow_mut().push(promise.clone());
         }
         self.dispatch_all(lua, waiters, outcome);
@@ -571,7 +567,7 @@ impl Engine {
         let promise = self.new_promise();
         promise.set_handled();
         let args = args.into_lua_multi(lua)?;
-        let site = Some(SpawnSite::new(format!("host ({script_name})"), None));
+        let site = Some(SpawnSite::new(format!("{script_name} (by the host)"), None));
         let id = self.spawn_task(lua, func, args, &promise, None, site)?;
         if let Some(task) = self.0.tasks.borrow_mut().get_mut(id) {
             task.script_name = Rc::from(script_name);
@@ -726,7 +722,13 @@ impl Engine {
         self.after_resume(lua, id, thread, result);
     }
 
-    fn after_resume(&self, lua: &Lua, id: TaskId, thread: Thread, result: mlua::Result<(Value, Value)>) {
+    fn after_resume(
+        &self,
+        lua: &Lua,
+        id: TaskId,
+        thread: Thread,
+        result: mlua::Result<(Value, Value)>,
+    ) {
         let status = thread.status();
         match (result, status) {
             (Ok((first, _)), ThreadStatus::Resumable) => {
@@ -742,7 +744,11 @@ impl Engine {
                     }
                     task.yields += 1;
                     let is_await = matches!(first, Value::LightUserData(ud) if ud == sentinel(&AWAIT_SENTINEL));
-                    let awaited = if is_await { task.pending_await.take() } else { None };
+                    let awaited = if is_await {
+                        task.pending_await.take()
+                    } else {
+                        None
+                    };
                     task.waiting_on = awaited.clone();
                     awaited
                 };
@@ -758,7 +764,8 @@ impl Engine {
                 self.complete(lua, id, Some(thread), ok, value);
             }
             (Ok(_), _) => {
-                let err = ScriptError::new(ErrorKind::Runtime, "task thread in an unexpected state");
+                let err =
+                    ScriptError::new(ErrorKind::Runtime, "task thread in an unexpected state");
                 let reason = self.error_object(lua, &err).unwrap_or(Value::Nil);
                 self.complete(lua, id, None, false, reason);
             }
@@ -787,7 +794,15 @@ impl Engine {
             } else {
                 Lifecycle::Failed
             };
-            self.emit_for(event, &task, if ok { PromiseStatus::Resolved } else { PromiseStatus::Rejected });
+            self.emit_for(
+                event,
+                &task,
+                if ok {
+                    PromiseStatus::Resolved
+                } else {
+                    PromiseStatus::Rejected
+                },
+            );
         }
         if ok {
             self.resolve(lua, &task.promise, value);
@@ -878,10 +893,18 @@ impl Engine {
 
     fn peek(&self, lua: &Lua, value: Value) -> mlua::Result<(i32, Value)> {
         let Some(id) = self.0.current.get() else {
-            return self.raise_code(lua, ErrorKind::Runtime, "await() called outside an async task");
+            return self.raise_code(
+                lua,
+                ErrorKind::Runtime,
+                "await() called outside an async task",
+            );
         };
         if lua.current_thread().to_pointer() != self.0.current_thread.get() {
-            return self.raise_code(lua, ErrorKind::Runtime, "await() called outside an async task");
+            return self.raise_code(
+                lua,
+                ErrorKind::Runtime,
+                "await() called outside an async task",
+            );
         }
         let Some(p) = self.promise_from_value(&value) else {
             return self.raise_code(lua, ErrorKind::Type, "await() requires a promise argument");
@@ -912,11 +935,13 @@ impl Engine {
             return None;
         }
         let place = caller_place(lua, level)?;
-        let parent = self
-            .0
-            .current
-            .get()
-            .and_then(|id| self.0.tasks.borrow().get(id).and_then(|t| t.spawn_site.clone()));
+        let parent = self.0.current.get().and_then(|id| {
+            self.0
+                .tasks
+                .borrow()
+                .get(id)
+                .and_then(|t| t.spawn_site.clone())
+        });
         Some(SpawnSite::new(place, parent))
     }
 
@@ -970,18 +995,20 @@ impl Engine {
         let engine = self.clone();
         methods.raw_set(
             "finally",
-            lua.create_function(move |lua, (this, handler): (mlua::UserDataRef<Promise>, Value)| {
-                let derived = engine.new_promise();
-                let waiter = match handler {
-                    Value::Function(handler) => Waiter::Finally {
-                        derived: derived.clone(),
-                        handler,
-                    },
-                    _ => Waiter::Adopt(derived.clone()),
-                };
-                engine.subscribe(lua, &this, waiter);
-                engine.promise_to_lua(lua, derived)
-            })?,
+            lua.create_function(
+                move |lua, (this, handler): (mlua::UserDataRef<Promise>, Value)| {
+                    let derived = engine.new_promise();
+                    let waiter = match handler {
+                        Value::Function(handler) => Waiter::Finally {
+                            derived: derived.clone(),
+                            handler,
+                        },
+                        _ => Waiter::Adopt(derived.clone()),
+                    };
+                    engine.subscribe(lua, &this, waiter);
+                    engine.promise_to_lua(lua, derived)
+                },
+            )?,
         )?;
         methods.raw_set(
             "status",
@@ -1025,6 +1052,13 @@ impl Engine {
                     .unwrap_or_default())
             })?,
         )?;
+        prims.raw_set(
+            "traceback",
+            lua.create_function(|lua, level: usize| {
+                let tb = lua.traceback(None, level)?.to_string_lossy();
+                Ok(strip_runner_frames(&tb).to_owned())
+            })?,
+        )?;
         let engine = self.clone();
         prims.raw_set(
             "convert_error",
@@ -1036,14 +1070,16 @@ impl Engine {
         let engine = self.clone();
         prims.raw_set(
             "make_error",
-            lua.create_function(move |lua, (kind, message, level): (String, String, Option<usize>)| {
-                let kind = ErrorKind::from_name(&kind).unwrap_or(ErrorKind::Runtime);
-                let message = match level {
-                    Some(level) => located(lua, level, &message),
-                    None => message,
-                };
-                engine.error_object(lua, &ScriptError::new(kind, message))
-            })?,
+            lua.create_function(
+                move |lua, (kind, message, level): (String, String, Option<usize>)| {
+                    let kind = ErrorKind::from_name(&kind).unwrap_or(ErrorKind::Runtime);
+                    let message = match level {
+                        Some(level) => located(lua, level, &message),
+                        None => message,
+                    };
+                    engine.error_object(lua, &ScriptError::new(kind, message))
+                },
+            )?,
         )?;
         let engine = self.clone();
         prims.raw_set(
@@ -1058,13 +1094,13 @@ impl Engine {
                 if let Some(on_cancel) = on_cancel {
                     // An operation with clean-up: part of the running task.
                     engine.track(&p);
-                    p.0.state.borrow_mut().push_watcher(Waiter::Callback(Box::new(
-                        move |_, _, outcome| {
+                    p.0.state
+                        .borrow_mut()
+                        .push_watcher(Waiter::Callback(Box::new(move |_, _, outcome| {
                             if matches!(outcome, Outcome::Cancelled) {
                                 let _ = on_cancel.call::<()>(());
                             }
-                        },
-                    )));
+                        })));
                 }
                 let (a, b) = (engine.clone(), p.clone());
                 let resolve = lua.create_function(move |lua, v: Value| {
@@ -1111,6 +1147,19 @@ impl State {
     }
 }
 
+/// Drops the two frames every task has at its bottom (`xpcall` and the
+/// runner); they say nothing about the script.
+fn strip_runner_frames(traceback: &str) -> &str {
+    let mut end = traceback.len();
+    for marker in ["\n\tluaco:", "\n\t[C]: in function 'xpcall'"] {
+        match traceback[..end].rfind(marker) {
+            Some(at) => end = at,
+            None => return traceback,
+        }
+    }
+    &traceback[..end]
+}
+
 fn task_info(task: &Task, status: PromiseStatus) -> TaskInfo<'_> {
     TaskInfo {
         thread_id: task.serial,
@@ -1126,7 +1175,11 @@ pub(crate) fn caller_place(lua: &Lua, level: usize) -> Option<String> {
     lua.inspect_stack(level, |d| {
         let line = d.current_line()?;
         let src = d.source();
-        Some(format!("{}:{}", src.short_src.as_deref().unwrap_or("?"), line))
+        Some(format!(
+            "{}:{}",
+            src.short_src.as_deref().unwrap_or("?"),
+            line
+        ))
     })
     .flatten()
 }
@@ -1167,7 +1220,9 @@ pub fn rust_error_to_script(error: &mlua::Error) -> ScriptError {
             Some(script) => script.clone(),
             None => ScriptError::new(ErrorKind::Runtime, e.to_string()),
         },
-        mlua::Error::MemoryError(m) => ScriptError::new(ErrorKind::Limit, format!("memory limit: {m}")),
+        mlua::Error::MemoryError(m) => {
+            ScriptError::new(ErrorKind::Limit, format!("memory limit: {m}"))
+        }
         mlua::Error::RuntimeError(m) => ScriptError::new(ErrorKind::Runtime, m.clone()),
         other => ScriptError::new(ErrorKind::Runtime, other.to_string()),
     }
@@ -1175,7 +1230,12 @@ pub fn rust_error_to_script(error: &mlua::Error) -> ScriptError {
 
 /// Validates a millisecond count: a finite number ≥ 0 (fractions allowed),
 /// never a string. `func` names the function in the error message.
-pub fn duration_from_ms(lua: &Lua, func: &str, n: usize, value: Option<&Value>) -> ApiResult<Duration> {
+pub fn duration_from_ms(
+    lua: &Lua,
+    func: &str,
+    n: usize,
+    value: Option<&Value>,
+) -> ApiResult<Duration> {
     let ms = match value {
         Some(Value::Integer(i)) => *i as f64,
         Some(Value::Number(f)) => *f,
@@ -1193,4 +1253,3 @@ pub fn duration_from_ms(lua: &Lua, func: &str, n: usize, value: Option<&Value>) 
     }
     Ok(Duration::from_secs_f64(ms / 1000.0))
 }
-

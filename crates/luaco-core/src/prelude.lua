@@ -8,7 +8,7 @@ local type, error, select, xpcall, pcall, setmetatable, tostring =
   type, error, select, xpcall, pcall, setmetatable, tostring
 local math_floor, math_huge = math.floor, math.huge
 local yield = coroutine.yield
-local traceback = debug and debug.traceback
+local traceback = prim.traceback
 local peek, is_promise, deferred = prim.peek, prim.is_promise, prim.deferred
 local make_error, spawn_chain, convert_error = prim.make_error, prim.spawn_chain, prim.convert_error
 
@@ -22,12 +22,16 @@ local function checked(f)
   end
 end
 
+-- The last reason `await` raised: a string rejection re-raised by await
+-- passes through unchanged rather than being wrapped a second time.
+local reraised = nil
+
 -- Message handler of every task: strings become error objects carrying the
 -- stack at the point of the error and where the task was spawned.
 local function on_error(e)
   local t = type(e)
-  if t == "string" then
-    local tb = traceback and traceback(nil, 2) or "stack traceback: (unavailable)"
+  if t == "string" and e ~= reraised then
+    local tb = traceback(2)
     return setmetatable({ message = e, kind = "runtime", traceback = tb .. spawn_chain() }, ERROR_MT)
   elseif t == "userdata" then
     return convert_error(e)
@@ -48,6 +52,7 @@ local function await(p)
     repeat k, st, v = yield(AWAIT) until k == KEY
   end
   if st == 1 then return v end
+  reraised = v
   error(v, 0)
 end
 

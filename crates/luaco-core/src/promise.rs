@@ -105,7 +105,10 @@ pub(crate) enum Waiter {
 }
 
 pub(crate) enum State {
-    Pending { waiters: Vec<Waiter>, source: Source },
+    Pending {
+        waiters: Vec<Waiter>,
+        source: Source,
+    },
     Settled(Outcome),
 }
 

@@ -327,14 +327,20 @@ impl<'de> Visitor<'de> for ScriptValueVisitor {
     fn visit_bytes<E>(self, v: &[u8]) -> std::result::Result<ScriptValue, E> {
         Ok(ScriptValue::Bytes(v.to_vec()))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<ScriptValue, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<ScriptValue, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
         Ok(ScriptValue::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> std::result::Result<ScriptValue, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut access: A,
+    ) -> std::result::Result<ScriptValue, A::Error> {
         let mut map = BTreeMap::new();
         while let Some((k, v)) = access.next_entry::<String, ScriptValue>()? {
             map.insert(k, v);

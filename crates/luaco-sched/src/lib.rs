@@ -231,7 +231,12 @@ impl Scheduler {
 
     /// The earliest timer deadline, if any.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.shared.timers.borrow().keys().next().map(|k| k.deadline)
+        self.shared
+            .timers
+            .borrow()
+            .keys()
+            .next()
+            .map(|k| k.deadline)
     }
 
     /// Runs turns until `budget` is spent or nothing is ready. Never blocks:

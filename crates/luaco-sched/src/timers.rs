@@ -50,7 +50,13 @@ fn start_timer(engine: &Engine, delay: Duration, track: bool) -> Promise {
 
 /// Runs `callback` as a task when the current timer fires; an interval then
 /// starts the next timer.
-fn arm(engine: &Engine, lua: &Lua, state: Rc<TimerState>, callback: Function, every: Option<Duration>) {
+fn arm(
+    engine: &Engine,
+    lua: &Lua,
+    state: Rc<TimerState>,
+    callback: Function,
+    every: Option<Duration>,
+) {
     let promise = state.promise.borrow().clone();
     engine.on_settle(
         lua,
@@ -71,7 +77,13 @@ fn arm(engine: &Engine, lua: &Lua, state: Rc<TimerState>, callback: Function, ev
     );
 }
 
-fn timer_api(engine: &Engine, lua: &Lua, args: MultiValue, name: &str, repeat: bool) -> ApiResult<Value> {
+fn timer_api(
+    engine: &Engine,
+    lua: &Lua,
+    args: MultiValue,
+    name: &str,
+    repeat: bool,
+) -> ApiResult<Value> {
     let mut args = args.into_iter();
     let callback = match args.next() {
         Some(Value::Function(f)) => f,
@@ -82,7 +94,13 @@ fn timer_api(engine: &Engine, lua: &Lua, args: MultiValue, name: &str, repeat: b
         promise: RefCell::new(start_timer(engine, delay, false)),
         stopped: Cell::new(false),
     });
-    arm(engine, lua, state.clone(), callback, repeat.then_some(delay));
+    arm(
+        engine,
+        lua,
+        state.clone(),
+        callback,
+        repeat.then_some(delay),
+    );
     let engine = engine.clone();
     lua.create_userdata(TimerHandle { engine, state })
         .map(Value::UserData)
@@ -97,18 +115,23 @@ pub(crate) fn install(engine: &Engine, lua: &Lua) -> mlua::Result<()> {
         engine.api_function(lua, move |lua, args| {
             let delay = duration_from_ms(lua, "sleep", 1, args.front())?;
             let promise = start_timer(&e, delay, true);
-            e.promise_to_lua(lua, promise).map_err(|e| rust_error_to_script(&e))
+            e.promise_to_lua(lua, promise)
+                .map_err(|e| rust_error_to_script(&e))
         })?,
     )?;
     let e = engine.clone();
     api.raw_set(
         "set_timeout",
-        engine.api_function(lua, move |lua, args| timer_api(&e, lua, args, "set_timeout", false))?,
+        engine.api_function(lua, move |lua, args| {
+            timer_api(&e, lua, args, "set_timeout", false)
+        })?,
     )?;
     let e = engine.clone();
     api.raw_set(
         "set_interval",
-        engine.api_function(lua, move |lua, args| timer_api(&e, lua, args, "set_interval", true))?,
+        engine.api_function(lua, move |lua, args| {
+            timer_api(&e, lua, args, "set_interval", true)
+        })?,
     )?;
     let e = engine.clone();
     api.raw_set(

@@ -1,1 +1,35 @@
-pub fn x(){}
+#![doc = include_str!("../../../README.md")]
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod error;
+mod runtime;
+
+pub use error::{Error, Result};
+pub use runtime::{Config, PromiseHandle, RejectionLog, Runtime, ScriptContext};
+
+#[doc(inline)]
+pub use luaco_core::{
+    ErrorKind, Lifecycle, Observer, PromiseStatus, ScriptError, ScriptValue, TaskInfo,
+};
+#[doc(inline)]
+pub use luaco_sched::PumpStats;
+
+/// Re-exports of the layers below the facade, for hosts that extend luaco.
+pub mod core {
+    #[doc(inline)]
+    pub use luaco_core::*;
+}
+
+/// The scheduler layer.
+pub mod sched {
+    #[doc(inline)]
+    pub use luaco_sched::*;
+}
+
+/// The `mlua` this runtime is built on.
+pub use mlua;
+
+/// The items most hosts need.
+pub mod prelude {
+    pub use crate::{Config, PromiseHandle, PromiseStatus, Runtime, ScriptContext, ScriptValue};
+}

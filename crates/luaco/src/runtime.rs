@@ -1,0 +1,365 @@
+//! [`Runtime`], [`Config`], [`ScriptContext`] and [`PromiseHandle`].
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use luaco_core::{
+    Engine, ErrorKind, Observer, Options, Outcome, Promise, PromiseStatus, ScriptError, ScriptValue,
+};
+use luaco_sched::{PumpStats, RunEnd, Scheduler, SchedulerOptions};
+use mlua::{Lua, MultiValue, Value};
+
+use crate::error::{Error, Result};
+
+/// Settings of a [`Runtime`].
+///
+/// Build it with struct-update syntax (`Config { pool_size: 100,
+/// ..Config::default() }`), as SPEC §3 does; fields are added over time, so
+/// always end with `..Config::default()`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Finished coroutines kept for reuse by new tasks.
+    pub pool_size: usize,
+    /// Wall-clock limit for [`Runtime::block_on`] and [`Runtime::run`].
+    pub max_execution_time: Option<Duration>,
+    /// Lua heap limit in bytes; an allocation past it fails with a
+    /// `"limit"` error in the script.
+    pub max_memory: Option<usize>,
+    /// Install the API as globals. The API is always available as
+    /// `require("luaco")`, so a host can keep a script's globals clean.
+    pub globals: bool,
+    /// Record where each task was spawned, for tracebacks.
+    pub spawn_sites: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            pool_size: 256,
+            max_execution_time: None,
+            max_memory: None,
+            globals: true,
+            spawn_sites: true,
+        }
+    }
+}
+
+/// Names a script run by [`Runtime::create_async`]; the name appears in
+/// error positions (`name:3: ...`) and in lifecycle events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptContext {
+    name: String,
+}
+
+impl ScriptContext {
+    /// A context for the script called `name`.
+    pub fn new(name: impl Into<String>) -> ScriptContext {
+        ScriptContext { name: name.into() }
+    }
+
+    /// The script's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Unhandled rejections go to `tracing` unless the host installs its own
+/// observer.
+struct TracingObserver;
+
+impl Observer for TracingObserver {
+    fn unhandled_rejection(&self, error: &ScriptError) {
+        tracing::warn!(kind = %error.kind, "unhandled rejection: {}", error.message);
+    }
+}
+
+/// A Lua state with luaco's API, its engine and its event loop.
+///
+/// Single-threaded: a runtime and everything it hands out stay on the
+/// thread that made it.
+pub struct Runtime {
+    lua: Lua,
+    sched: Scheduler,
+    config: Config,
+    api: mlua::Table,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.config)
+            .field("scheduler", &self.sched)
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A runtime with the standard Lua libraries and luaco's API.
+    pub fn new(config: Config) -> Result<Runtime> {
+        let lua = Lua::new();
+        let sched = Scheduler::new(
+            &lua,
+            SchedulerOptions {
+                engine: Options {
+                    pool_size: config.pool_size,
+                    spawn_sites: config.spawn_sites,
+                    ..Options::default()
+                },
+                clock: None,
+            },
+        )?;
+        sched
+            .engine()
+            .set_observer(Some(Rc::new(TracingObserver) as Rc<dyn Observer>));
+        let api = sched.engine().api();
+        if config.globals {
+            let globals = lua.globals();
+            for pair in api.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                globals.raw_set(k, v)?;
+            }
+        }
+        if let Ok(mlua::Value::Table(loaded)) = lua.named_registry_value::<Value>("_LOADED") {
+            loaded.raw_set("luaco", api.clone())?;
+        }
+        if let Some(limit) = config.max_memory {
+            lua.set_memory_limit(limit)?;
+        }
+        Ok(Runtime {
+            lua,
+            sched,
+            config,
+            api,
+        })
+    }
+
+    /// The Lua state, for hosts that add their own functions.
+    pub fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// The engine (promises and tasks).
+    pub fn engine(&self) -> &Engine {
+        self.sched.engine()
+    }
+
+    /// The event loop.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.sched
+    }
+
+    /// The settings this runtime was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Replaces the observer of task lifecycles and unhandled rejections.
+    pub fn set_observer(&self, observer: Rc<dyn Observer>) {
+        self.engine().set_observer(Some(observer));
+    }
+
+    /// Compiles `source` and runs it as a task (top-level `await` works).
+    /// Returns at once; the task starts on the next [`pump`](Runtime::pump).
+    pub fn create_async(&self, source: &str, context: ScriptContext) -> Result<PromiseHandle> {
+        let chunk = self
+            .lua
+            .load(source)
+            .set_name(format!("={}", context.name))
+            .into_function()?;
+        self.spawn_function(chunk, MultiValue::new(), &context)
+    }
+
+    /// Runs a Lua function as a task with `args`, like [`create_async`](Runtime::create_async).
+    pub fn spawn_function(
+        &self,
+        function: mlua::Function,
+        args: MultiValue,
+        context: &ScriptContext,
+    ) -> Result<PromiseHandle> {
+        let promise = self
+            .engine()
+            .spawn(&self.lua, function, args, context.name())?;
+        Ok(self.handle(promise))
+    }
+
+    fn handle(&self, promise: Promise) -> PromiseHandle {
+        PromiseHandle {
+            promise,
+            engine: self.engine().clone(),
+            lua: self.lua.weak(),
+        }
+    }
+
+    /// Runs turns for up to `budget`, returning what was done. Never blocks.
+    pub fn pump(&self, budget: Duration) -> Result<PumpStats> {
+        Ok(self.sched.pump(budget))
+    }
+
+    /// Runs the loop until `promise` settles, then returns its result.
+    ///
+    /// Fails with [`Error::Stalled`] if nothing left could settle it, and
+    /// with [`Error::Timeout`] past [`Config::max_execution_time`].
+    pub fn block_on(&self, promise: &PromiseHandle) -> Result<ScriptValue> {
+        let deadline = self.config.max_execution_time.map(|d| Instant::now() + d);
+        match self
+            .sched
+            .run_until(|| !promise.promise.is_pending(), deadline)
+        {
+            RunEnd::Done => promise.result(),
+            RunEnd::Idle => Err(Error::Stalled),
+            RunEnd::DeadlinePassed => Err(Error::Timeout),
+        }
+    }
+
+    /// Runs the loop until nothing is ready or pending: every task, timer
+    /// and future started has finished.
+    pub fn run(&self) -> Result<()> {
+        let deadline = self.config.max_execution_time.map(|d| Instant::now() + d);
+        match self.sched.run_until(|| false, deadline) {
+            RunEnd::DeadlinePassed => Err(Error::Timeout),
+            RunEnd::Done | RunEnd::Idle => Ok(()),
+        }
+    }
+
+    /// Exposes a Rust async function to Lua as `name`: calling it returns a
+    /// promise settled by the future. Arguments arrive as [`ScriptValue`]s;
+    /// an `Err` rejects the promise with that error object.
+    ///
+    /// The function is added to the API table (`require("luaco").name`) and,
+    /// with [`Config::globals`], as a global.
+    pub fn register_async<F, Fut>(&self, name: &str, f: F) -> Result<()>
+    where
+        F: Fn(Vec<ScriptValue>) -> Fut + 'static,
+        Fut: Future<Output = std::result::Result<ScriptValue, ScriptError>> + 'static,
+    {
+        let engine = self.engine().clone();
+        let fname = name.to_owned();
+        let function = self.engine().api_function(&self.lua, move |lua, args| {
+            let mut values = Vec::with_capacity(args.len());
+            for (i, v) in args.iter().enumerate() {
+                let value = ScriptValue::from_lua_value(v).map_err(|e| {
+                    ScriptError::new(
+                        ErrorKind::Type,
+                        format!("bad argument #{} to '{fname}' ({e})", i + 1),
+                    )
+                })?;
+                values.push(value);
+            }
+            let promise = luaco_sched::spawn_promise(&engine, lua, f(values));
+            engine
+                .promise_to_lua(lua, promise)
+                .map_err(|e| luaco_core::rust_error_to_script(&e))
+        })?;
+        self.api.raw_set(name, function.clone())?;
+        if self.config.globals {
+            self.lua.globals().raw_set(name, function)?;
+        }
+        Ok(())
+    }
+}
+
+/// The Rust side of a script's promise.
+///
+/// Poll it as a [`Future`] from any executor on the runtime's thread (the
+/// runtime must be pumped for it to settle), or read it after
+/// [`Runtime::block_on`].
+pub struct PromiseHandle {
+    promise: Promise,
+    engine: Engine,
+    lua: mlua::WeakLua,
+}
+
+impl fmt::Debug for PromiseHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PromiseHandle").field(&self.promise).finish()
+    }
+}
+
+impl PromiseHandle {
+    /// The promise's state.
+    pub fn status(&self) -> PromiseStatus {
+        self.promise.status()
+    }
+
+    /// The core promise.
+    pub fn promise(&self) -> &Promise {
+        &self.promise
+    }
+
+    /// The resolved value as data, or the rejection as [`Error::Script`].
+    /// Fails with [`Error::Pending`] before it settles.
+    pub fn result(&self) -> Result<ScriptValue> {
+        match self.promise.outcome() {
+            None => Err(Error::Pending),
+            Some(Outcome::Resolved(v)) => Ok(ScriptValue::from_lua_value(&v)?),
+            Some(Outcome::Rejected(reason)) => {
+                Err(Error::Script(self.engine.script_error(&reason)))
+            }
+            Some(Outcome::Cancelled) => Err(Error::Script(ScriptError::new(
+                ErrorKind::Cancelled,
+                "the promise was cancelled",
+            ))),
+        }
+    }
+
+    /// The resolved value as a Lua value (functions and tables kept as they are).
+    pub fn value(&self) -> Option<Value> {
+        match self.promise.outcome() {
+            Some(Outcome::Resolved(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Cancels the script's task; `true` if it was still pending.
+    pub fn cancel(&self) -> bool {
+        match self.lua.try_upgrade() {
+            Some(lua) => self.engine.cancel(&lua, &self.promise),
+            None => false,
+        }
+    }
+}
+
+impl Future for PromiseHandle {
+    type Output = Result<ScriptValue>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if !self.promise.is_pending() {
+            return Poll::Ready(self.result());
+        }
+        let Some(lua) = self.lua.try_upgrade() else {
+            return Poll::Ready(Err(Error::Stalled));
+        };
+        self.engine
+            .register_waker(&lua, &self.promise, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Collects unhandled rejections; for hosts and tests that want to assert on them.
+#[derive(Debug, Default)]
+pub struct RejectionLog {
+    errors: RefCell<Vec<ScriptError>>,
+}
+
+impl RejectionLog {
+    /// A new, empty log.
+    pub fn new() -> Rc<RejectionLog> {
+        Rc::new(RejectionLog::default())
+    }
+
+    /// The rejections seen so far, oldest first; empties the log.
+    pub fn take(&self) -> Vec<ScriptError> {
+        std::mem::take(&mut self.errors.borrow_mut())
+    }
+}
+
+impl Observer for RejectionLog {
+    fn unhandled_rejection(&self, error: &ScriptError) {
+        self.errors.borrow_mut().push(error.clone());
+    }
+}
