@@ -66,14 +66,12 @@ fn reason_of(engine: &Engine, lua: &Lua, outcome: &Outcome) -> Value {
     }
 }
 
+/// What a combinator does when its input number `index` settles.
+type OnInput = Rc<dyn Fn(&Engine, &Lua, usize, &Outcome)>;
+
 /// Calls `each(index, outcome)` for every input, in list order for inputs
 /// that are already settled, and as they settle for the others.
-fn for_each_input(
-    engine: &Engine,
-    lua: &Lua,
-    items: Vec<Input>,
-    each: Rc<dyn Fn(&Engine, &Lua, usize, &Outcome)>,
-) {
+fn for_each_input(engine: &Engine, lua: &Lua, items: Vec<Input>, each: OnInput) {
     for (i, item) in items.into_iter().enumerate() {
         match item {
             Input::Value(v) => each(engine, lua, i, &Outcome::Resolved(v)),

@@ -806,6 +806,13 @@ impl Engine {
         }
         if ok {
             self.resolve(lua, &task.promise, value);
+        } else if is_memory_error(&value) {
+            // Lua does not call the message handler for memory errors, so the
+            // reason arrives as a bare string. Free what the task left behind
+            // before building the error object.
+            let _ = lua.gc_collect();
+            let err = ScriptError::new(ErrorKind::Limit, "memory limit: not enough memory");
+            self.reject_with(lua, &task.promise, &err);
         } else {
             self.reject(lua, &task.promise, value);
         }
@@ -1147,6 +1154,10 @@ impl State {
     }
 }
 
+fn is_memory_error(value: &Value) -> bool {
+    matches!(value, Value::String(s) if s.as_bytes().as_ref() == b"not enough memory")
+}
+
 /// Drops the two frames every task has at its bottom (`xpcall` and the
 /// runner); they say nothing about the script.
 fn strip_runner_frames(traceback: &str) -> &str {
@@ -1241,7 +1252,7 @@ pub fn duration_from_ms(
         Some(Value::Number(f)) => *f,
         other => return Err(type_error(lua, func, n, "number", other)),
     };
-    if !ms.is_finite() || ms < 0.0 || ms > 1e15 {
+    if !(0.0..=1e15).contains(&ms) {
         return Err(ScriptError::new(
             ErrorKind::Type,
             located(

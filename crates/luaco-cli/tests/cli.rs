@@ -1,0 +1,182 @@
+//! End-to-end: the real `luaco` binary on real scripts; stdout, stderr and
+//! exit codes as SPEC §4 states them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn luaco(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_luaco"))
+        .args(args)
+        .output()
+        .expect("run luaco")
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, body).expect("write script");
+    path.to_string_lossy().into_owned()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn runs_a_file_with_top_level_await_and_arguments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = script(
+        dir.path(),
+        "main.lua",
+        r##"
+        local a = async(function() await(sleep(5)); return "slept" end)
+        print(await(a), arg[1], arg[2], select("#", ...), (...))
+    "##,
+    );
+    let out = luaco(&["run", &path, "one", "--two"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "slept\tone\t--two\t2\tone\n");
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn arg_zero_is_the_script_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = script(dir.path(), "a.lua", "print(arg[0])");
+    let out = luaco(&["run", &path]);
+    assert_eq!(text(&out.stdout).trim(), path);
+}
+
+#[test]
+fn eval_runs_code() {
+    let out = luaco(&[
+        "run",
+        "-e",
+        "print(await(async(function(x) return x * 2 end, 21)))",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "42\n");
+}
+
+#[test]
+fn waits_for_everything_the_script_started() {
+    let out = luaco(&[
+        "run",
+        "-e",
+        r#"set_timeout(function() print("timer") end, 20)
+           async(function() await(sleep(10)); print("task") end)
+           print("main done")"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "main done\ntask\ntimer\n");
+}
+
+#[test]
+fn main_chunk_error_prints_message_and_traceback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = script(dir.path(), "fail.lua", "local x = 1\nerror('broken')\n");
+    let out = luaco(&["run", &path]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with(&format!("error: {path}:2: broken\n")),
+        "{err}"
+    );
+    assert!(err.contains("stack traceback:"), "{err}");
+    assert!(!err.contains("unhandled rejection"), "{err}");
+}
+
+#[test]
+fn unhandled_rejection_is_printed_and_the_rest_still_runs() {
+    let out = luaco(&[
+        "run",
+        "-e",
+        r#"async(function() error("nobody listens") end)
+           await(sleep(10))
+           print("still running")"#,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("unhandled rejection: (command line):1: nobody listens"),
+        "{err}"
+    );
+    assert!(err.contains("stack traceback:"), "{err}");
+    assert_eq!(text(&out.stdout), "still running\n");
+}
+
+#[test]
+fn syntax_errors_exit_one() {
+    let out = luaco(&["run", "-e", "local = 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("error: "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    for args in [
+        vec!["run", "/nonexistent/dir/script.lua"],
+        vec!["run", "--no-such-option", "x.lua"],
+        vec!["run"],
+        vec!["frobnicate"],
+        vec![],
+    ] {
+        let out = luaco(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!out.stderr.is_empty(), "{args:?} must explain itself");
+    }
+    let out = luaco(&["run", "/nonexistent/dir/script.lua"]);
+    assert!(text(&out.stderr).contains("cannot read /nonexistent/dir/script.lua"));
+}
+
+#[test]
+fn help_exits_zero() {
+    let out = luaco(&["run", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("-e <CODE>"));
+}
+
+#[test]
+fn a_main_chunk_waiting_forever_is_an_error_not_a_hang() {
+    let out = luaco(&["run", "-e", "await(promise.new(function() end))"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("nothing is left to settle"));
+}
+
+#[test]
+fn never_panics_on_hostile_scripts() {
+    let scripts = [
+        "coroutine.close(coroutine.running())",
+        "local t = async(function() await(sleep(1)) end); coroutine.close(t)",
+        "local co = coroutine.running(); async(function() coroutine.resume(co, 'x') end); await(sleep(5))",
+        "local function f() return f() + 1 end f()",
+        "local p = async(function() coroutine.yield() end) p:cancel() p:cancel()",
+        "getmetatable(promise.resolve(1)).__index = nil",
+        "await(setmetatable({}, {__index = function() error('x') end}))",
+        "promise.resolve(setmetatable({}, {__index = function() error('then!') end})):catch(print)",
+        "local p; p = async(function() return p end); print(pcall(await, p))",
+        "string.rep('x', 1e8)",
+    ];
+    for src in scripts {
+        let out = luaco(&["run", "-e", src]);
+        let code = out.status.code();
+        assert!(
+            matches!(code, Some(0) | Some(1)),
+            "{src}: {code:?} {}",
+            text(&out.stderr)
+        );
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{src}: {}",
+            text(&out.stderr)
+        );
+    }
+}
