@@ -132,5 +132,53 @@ fn bench(extra: &[String]) -> Result<()> {
     if !extra.is_empty() {
         cmd.arg("--").args(extra);
     }
-    run("cargo bench", cmd)
+    run("cargo bench", cmd)?;
+    report_ratios()
+}
+
+/// Median time of one criterion benchmark of this run, in nanoseconds.
+fn median_ns(group: &str, name: &str) -> Result<f64> {
+    let path = root()
+        .join("target/criterion")
+        .join(group)
+        .join(name)
+        .join("new/estimates.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    json["median"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("no median in {}", path.display()))
+}
+
+/// Prints each benchmark as a ratio to the bare coroutine round trip
+/// measured in the same run, with the targets from the foundation issue.
+fn report_ratios() -> Result<()> {
+    let base = median_ns("turns", "bare_resume_yield")?;
+    println!("\nratios to a bare Lua coroutine.resume/yield round trip ({base:.0} ns), same run:");
+    let rows = [
+        ("await_settled", "await of a settled promise", Some(1.0)),
+        ("sleep0_turn", "await(sleep(0)): one full turn", Some(3.0)),
+        (
+            "spawn_complete_pooled",
+            "spawn + complete, pooled coroutines",
+            None,
+        ),
+        (
+            "spawn_complete_unpooled",
+            "spawn + complete, pool_size = 0",
+            None,
+        ),
+    ];
+    for (name, what, target) in rows {
+        let ns = median_ns("turns", name)?;
+        let ratio = ns / base;
+        let verdict = match target {
+            Some(t) if ratio <= t => format!("target <= {t}x: met"),
+            Some(t) => format!("target <= {t}x: MISSED"),
+            None => String::new(),
+        };
+        println!("  {what:<40} {ns:>8.0} ns  {ratio:>6.2}x  {verdict}");
+    }
+    Ok(())
 }

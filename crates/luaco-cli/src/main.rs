@@ -45,6 +45,10 @@ struct Reporter {
 }
 
 impl Observer for Reporter {
+    fn wants_lifecycle(&self) -> bool {
+        false
+    }
+
     fn unhandled_rejection(&self, error: &ScriptError) {
         self.unhandled.set(self.unhandled.get() + 1);
         eprintln!("unhandled rejection: {}", describe(error));

@@ -109,6 +109,12 @@ pub struct TaskInfo<'a> {
 /// Watches the engine. All methods have empty defaults; with no observer
 /// installed the engine does no work for them at all.
 pub trait Observer {
+    /// Whether [`lifecycle`](Observer::lifecycle) should be called. An
+    /// observer that only wants unhandled rejections returns `false`, and
+    /// the engine then skips the per-resume bookkeeping (timing, events).
+    fn wants_lifecycle(&self) -> bool {
+        true
+    }
     /// A task reached a point in its life.
     fn lifecycle(&self, _event: Lifecycle, _task: &TaskInfo<'_>) {}
     /// A rejected promise was left unconsumed when the ready queue emptied.

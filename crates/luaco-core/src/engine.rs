@@ -13,10 +13,13 @@ use mlua::{Function, IntoLuaMulti, LightUserData, Lua, MultiValue, Table, Thread
 
 use crate::driver::{Driver, Lifecycle, Observer, TaskId, TaskInfo};
 use crate::error::{ErrorKind, Result, ScriptError};
-use crate::promise::{Outcome, Promise, PromiseStatus, SettleCallback, Source, State, Waiter};
+use crate::promise::{
+    Outcome, Promise, PromiseStatus, SettleCallback, Source, State, Waiter, Waiters,
+};
 use crate::task::{SpawnSite, Task, Tasks};
 
 const PRELUDE: &str = include_str!("prelude.lua");
+const OUTSIDE_TASK: &str = "await() called outside an async task";
 
 // Addresses of these statics are the identities of two light userdata
 // sentinels: what `await` yields, and what only the engine resumes it with.
@@ -66,11 +69,19 @@ struct Inner {
     current_thread: Cell<*const c_void>,
     driver: Rc<dyn Driver>,
     observer: RefCell<Option<Rc<dyn Observer>>>,
+    /// The observer wants lifecycle events: time resumes and report them.
+    lifecycle: Cell<bool>,
     unhandled: RefCell<Vec<Promise>>,
-    dispatch_queue: RefCell<VecDeque<(Vec<Waiter>, Outcome)>>,
+    /// Interned chunk names of spawn sites.
+    source_names: RefCell<std::collections::HashSet<Rc<str>>>,
+    dispatch_queue: RefCell<VecDeque<(Waiter, Outcome)>>,
     dispatching: Cell<bool>,
     serial: Cell<u64>,
     error_mt: Table,
+    /// The set of coroutines that run tasks (live or pooled): `await` checks
+    /// that it runs in one without a call into Rust. Not weak: weak tables
+    /// make every GC cycle pay for them; threads leave it when discarded.
+    task_threads: Table,
     items: OnceCell<LuaItems>,
 }
 
@@ -113,6 +124,7 @@ impl Engine {
         error_mt.raw_set("__tostring", tostring)?;
         error_mt.raw_set("__name", "error")?;
         let default_name: Rc<str> = Rc::from(options.default_script_name.as_str());
+        let task_threads = lua.create_table()?;
         let engine = Engine(Rc::new(Inner {
             tasks: RefCell::new(Tasks::default()),
             pool: RefCell::new(Vec::new()),
@@ -122,11 +134,14 @@ impl Engine {
             current_thread: Cell::new(std::ptr::null()),
             driver,
             observer: RefCell::new(None),
+            lifecycle: Cell::new(false),
             unhandled: RefCell::new(Vec::new()),
+            source_names: RefCell::new(std::collections::HashSet::new()),
             dispatch_queue: RefCell::new(VecDeque::new()),
             dispatching: Cell::new(false),
             serial: Cell::new(0),
             error_mt,
+            task_threads,
             items: OnceCell::new(),
         }));
         let methods = engine.promise_methods(lua)?;
@@ -153,6 +168,7 @@ impl Engine {
             sentinel(&AWAIT_SENTINEL),
             sentinel(&RESUME_KEY),
             methods,
+            engine.0.task_threads.clone(),
         ))?;
         let _ = engine.0.items.set(LuaItems {
             runner,
@@ -187,6 +203,9 @@ impl Engine {
 
     /// Installs (or removes) the observer of task lifecycles and unhandled rejections.
     pub fn set_observer(&self, observer: Option<Rc<dyn Observer>>) {
+        self.0
+            .lifecycle
+            .set(observer.as_ref().is_some_and(|o| o.wants_lifecycle()));
         *self.0.observer.borrow_mut() = observer;
     }
 
@@ -391,30 +410,25 @@ impl Engine {
 
     fn subscribe(&self, lua: &Lua, promise: &Promise, waiter: Waiter) {
         if let Some((waiter, outcome)) = promise.push_waiter(waiter) {
-            self.dispatch_all(lua, vec![waiter], outcome);
+            self.dispatch_all(lua, Waiters::One(waiter), outcome);
         }
     }
 
     /// Runs waiters iteratively, so long adoption chains cannot overflow the stack.
-    fn dispatch_all(&self, lua: &Lua, waiters: Vec<Waiter>, outcome: Outcome) {
+    fn dispatch_all(&self, lua: &Lua, waiters: Waiters, outcome: Outcome) {
         if waiters.is_empty() {
             return;
         }
-        self.0
-            .dispatch_queue
-            .borrow_mut()
-            .push_back((waiters, outcome));
+        waiters.queue_into(&mut self.0.dispatch_queue.borrow_mut(), &outcome);
         if self.0.dispatching.replace(true) {
             return;
         }
         loop {
             let next = self.0.dispatch_queue.borrow_mut().pop_front();
-            let Some((waiters, outcome)) = next else {
+            let Some((waiter, outcome)) = next else {
                 break;
             };
-            for w in waiters {
-                self.dispatch(lua, w, &outcome);
-            }
+            self.dispatch(lua, waiter, &outcome);
         }
         self.0.dispatching.set(false);
     }
@@ -567,7 +581,11 @@ impl Engine {
         let promise = self.new_promise();
         promise.set_handled();
         let args = args.into_lua_multi(lua)?;
-        let site = Some(SpawnSite::new(format!("{script_name} (by the host)"), None));
+        let site = Some(SpawnSite::new(
+            Rc::from(format!("{script_name} (by the host)")),
+            0,
+            None,
+        ));
         let id = self.spawn_task(lua, func, args, &promise, None, site)?;
         if let Some(task) = self.0.tasks.borrow_mut().get_mut(id) {
             task.script_name = Rc::from(script_name);
@@ -605,15 +623,26 @@ impl Engine {
             if thread.reset(runner.clone()).is_ok() {
                 return Ok(thread);
             }
+            self.discard(thread);
         }
-        lua.create_thread(runner)
+        let thread = lua.create_thread(runner)?;
+        self.0.task_threads.raw_set(thread.clone(), true)?;
+        Ok(thread)
     }
 
     fn recycle(&self, thread: Thread) {
         let mut pool = self.0.pool.borrow_mut();
         if pool.len() < self.0.options.pool_size {
             pool.push(thread);
+        } else {
+            drop(pool);
+            self.discard(thread);
         }
+    }
+
+    /// Forgets a task thread for good; the GC takes it from here.
+    fn discard(&self, thread: Thread) {
+        let _ = self.0.task_threads.raw_set(thread, Value::Nil);
     }
 
     pub(crate) fn spawn_task(
@@ -688,7 +717,7 @@ impl Engine {
             };
             (task.thread.clone(), input)
         };
-        let observed = self.0.observer.borrow().is_some();
+        let observed = self.0.lifecycle.get();
         if observed {
             let event = if matches!(input, Input::Start(..)) {
                 Lifecycle::Started
@@ -761,34 +790,38 @@ impl Engine {
             }
             (Ok((ok, value)), ThreadStatus::Finished) => {
                 let ok = matches!(ok, Value::Boolean(true));
-                self.complete(lua, id, Some(thread), ok, value);
+                self.complete(lua, id, true, ok, value);
             }
             (Ok(_), _) => {
                 let err =
                     ScriptError::new(ErrorKind::Runtime, "task thread in an unexpected state");
                 let reason = self.error_object(lua, &err).unwrap_or(Value::Nil);
-                self.complete(lua, id, None, false, reason);
+                self.complete(lua, id, false, false, reason);
             }
             (Err(e), _) => {
                 // Errors escaping the runner: memory errors, or a coroutine
                 // closed behind the engine's back. The thread is not reused.
                 let reason = self.lua_error_value(lua, e);
-                self.complete(lua, id, None, false, reason);
+                self.complete(lua, id, false, false, reason);
             }
         }
     }
 
-    fn complete(&self, lua: &Lua, id: TaskId, thread: Option<Thread>, ok: bool, value: Value) {
+    /// A task's coroutine stopped for good. `reusable` says whether it
+    /// finished cleanly (and may go back to the pool).
+    fn complete(&self, lua: &Lua, id: TaskId, reusable: bool, ok: bool, value: Value) {
         let Some(task) = self.0.tasks.borrow_mut().remove(id) else {
             return;
         };
-        if let Some(thread) = thread {
-            self.recycle(thread);
+        if reusable {
+            self.recycle(task.thread.clone());
+        } else {
+            self.discard(task.thread.clone());
         }
         if task.cancelled {
             return;
         }
-        if self.0.observer.borrow().is_some() {
+        if self.0.lifecycle.get() {
             let event = if ok {
                 Lifecycle::Completed
             } else {
@@ -832,7 +865,7 @@ impl Engine {
                 let Some(task) = tasks.remove(id) else {
                     return;
                 };
-                if self.0.observer.borrow().is_some() {
+                if self.0.lifecycle.get() {
                     self.emit_for(Lifecycle::Cancelled, &task, PromiseStatus::Cancelled);
                 }
                 (Some(task.thread), task.children)
@@ -850,7 +883,7 @@ impl Engine {
     fn finish_cancelled(&self, lua: &Lua, id: TaskId) {
         let task = self.0.tasks.borrow_mut().remove(id);
         if let Some(task) = task {
-            if self.0.observer.borrow().is_some() {
+            if self.0.lifecycle.get() {
                 self.emit_for(Lifecycle::Cancelled, &task, PromiseStatus::Cancelled);
             }
             self.close_thread(lua, task.thread);
@@ -863,6 +896,7 @@ impl Engine {
         match thread.reset(runner) {
             Ok(()) => self.recycle(thread),
             Err(e) => {
+                self.discard(thread);
                 // A `__close` handler raised while the task was being
                 // cancelled: nobody can catch it, so report it.
                 let mut err = rust_error_to_script(&e);
@@ -877,6 +911,9 @@ impl Engine {
     }
 
     fn emit(&self, event: Lifecycle, id: TaskId) {
+        if !self.0.lifecycle.get() {
+            return;
+        }
         let observer = self.0.observer.borrow().clone();
         let Some(observer) = observer else {
             return;
@@ -898,31 +935,19 @@ impl Engine {
     // ------------------------------------------------------------------
     // The Lua API
 
-    fn peek(&self, lua: &Lua, value: Value) -> mlua::Result<(i32, Value)> {
-        let Some(id) = self.0.current.get() else {
-            return self.raise_code(
-                lua,
-                ErrorKind::Runtime,
-                "await() called outside an async task",
-            );
-        };
-        if lua.current_thread().to_pointer() != self.0.current_thread.get() {
-            return self.raise_code(
-                lua,
-                ErrorKind::Runtime,
-                "await() called outside an async task",
-            );
-        }
-        let Some(p) = self.promise_from_value(&value) else {
-            return self.raise_code(lua, ErrorKind::Type, "await() requires a promise argument");
-        };
-        p.set_handled();
-        let state = p.0.state.borrow();
+    /// The fast half of `await`: the Lua side has already checked that it
+    /// runs in a task thread and that `promise` is a userdata.
+    fn peek(&self, lua: &Lua, promise: &Promise) -> mlua::Result<(i32, Value)> {
+        promise.set_handled();
+        let state = promise.0.state.borrow();
         match &*state {
             State::Pending { .. } => {
                 drop(state);
+                let Some(id) = self.0.current.get() else {
+                    return self.raise_code(lua, ErrorKind::Runtime, OUTSIDE_TASK);
+                };
                 if let Some(task) = self.0.tasks.borrow_mut().get_mut(id) {
-                    task.pending_await = Some(p);
+                    task.pending_await = Some(promise.clone());
                 }
                 Ok((0, Value::Nil))
             }
@@ -941,7 +966,26 @@ impl Engine {
         if !self.0.options.spawn_sites {
             return None;
         }
-        let place = caller_place(lua, level)?;
+        // Chunk names are interned: a spawn in a loop allocates only its site.
+        let (source, line) = lua
+            .inspect_stack(level, |d| {
+                let line = d.current_line()? as u32;
+                let src = d.source();
+                let short = src.short_src.as_deref().unwrap_or("?");
+                let mut names = self.0.source_names.borrow_mut();
+                let name = match names.get(short) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name: Rc<str> = Rc::from(short);
+                        if names.len() < 1024 {
+                            names.insert(name.clone());
+                        }
+                        name
+                    }
+                };
+                Some((name, line))
+            })
+            .flatten()?;
         let parent = self.0.current.get().and_then(|id| {
             self.0
                 .tasks
@@ -949,7 +993,7 @@ impl Engine {
                 .get(id)
                 .and_then(|t| t.spawn_site.clone())
         });
-        Some(SpawnSite::new(place, parent))
+        Some(SpawnSite::new(source, line, parent))
     }
 
     fn lua_spawn(&self, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
@@ -1038,7 +1082,7 @@ impl Engine {
         let engine = self.clone();
         prims.raw_set(
             "peek",
-            lua.create_function(move |lua, v: Value| engine.peek(lua, v))?,
+            lua.create_function(move |lua, p: mlua::UserDataRef<Promise>| engine.peek(lua, &p))?,
         )?;
         let engine = self.clone();
         prims.raw_set(

@@ -2,12 +2,12 @@
 -- builds the functions scripts call and returns them with the task runners.
 -- Hot paths stay small: `await` is one Rust call and, only when the promise
 -- is pending, one yield.
-local prim, ERROR_MT, AWAIT, KEY, methods = ...
+local prim, ERROR_MT, AWAIT, KEY, methods, task_threads = ...
 
 local type, error, select, xpcall, pcall, setmetatable, tostring =
   type, error, select, xpcall, pcall, setmetatable, tostring
 local math_floor, math_huge = math.floor, math.huge
-local yield = coroutine.yield
+local yield, running = coroutine.yield, coroutine.running
 local traceback = prim.traceback
 local peek, is_promise, deferred = prim.peek, prim.is_promise, prim.deferred
 local make_error, spawn_chain, convert_error = prim.make_error, prim.spawn_chain, prim.convert_error
@@ -45,6 +45,14 @@ local function runner(fn, ...)
 end
 
 local function await(p)
+  -- Only the scheduler resumes task threads (see the coroutine guards
+  -- below), so running in one means running in the current task.
+  if not task_threads[running()] then
+    error(make_error("runtime", "await() called outside an async task", 2), 2)
+  end
+  if type(p) ~= "userdata" then
+    error(make_error("type", "await() requires a promise argument", 2), 2)
+  end
   local st, v = peek(p)
   if st == 0 then
     -- Only the scheduler passes KEY; anything else resuming us is ignored.
@@ -54,6 +62,26 @@ local function await(p)
   if st == 1 then return v end
   reraised = v
   error(v, 0)
+end
+
+-- Task coroutines belong to the scheduler: a script that got hold of one
+-- (through coroutine.running) cannot resume or close it behind its back.
+do
+  local co_resume, co_close = coroutine.resume, coroutine.close
+  coroutine.resume = function(co, ...)
+    if task_threads[co] then
+      return false, "cannot resume a coroutine that runs an async task"
+    end
+    return co_resume(co, ...)
+  end
+  if co_close then
+    coroutine.close = function(co)
+      if task_threads[co] then
+        error("cannot close a coroutine that runs an async task (cancel its promise instead)", 2)
+      end
+      return co_close(co)
+    end
+  end
 end
 
 local function finally_runner(fn)

@@ -3,6 +3,7 @@
 //! [`Engine`](crate::Engine), because settling wakes tasks and spawns handlers.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::rc::Rc;
 use std::task::Waker;
@@ -104,11 +105,48 @@ pub(crate) enum Waiter {
     Waker(Waker),
 }
 
+/// The waiters of a pending promise. Most promises have at most one (the
+/// task awaiting it), kept inline so awaiting allocates nothing.
+#[derive(Default)]
+pub(crate) enum Waiters {
+    #[default]
+    Empty,
+    One(Waiter),
+    Many(Vec<Waiter>),
+}
+
+impl Waiters {
+    pub(crate) fn push(&mut self, waiter: Waiter) {
+        *self = match std::mem::take(self) {
+            Waiters::Empty => Waiters::One(waiter),
+            Waiters::One(first) => Waiters::Many(vec![first, waiter]),
+            Waiters::Many(mut all) => {
+                all.push(waiter);
+                Waiters::Many(all)
+            }
+        };
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, Waiters::Empty)
+    }
+
+    /// Appends every waiter, in order, each with its copy of `outcome`.
+    pub(crate) fn queue_into(self, queue: &mut VecDeque<(Waiter, Outcome)>, outcome: &Outcome) {
+        match self {
+            Waiters::Empty => {}
+            Waiters::One(w) => queue.push_back((w, outcome.clone())),
+            Waiters::Many(all) => {
+                for w in all {
+                    queue.push_back((w, outcome.clone()));
+                }
+            }
+        }
+    }
+}
+
 pub(crate) enum State {
-    Pending {
-        waiters: Vec<Waiter>,
-        source: Source,
-    },
+    Pending { waiters: Waiters, source: Source },
     Settled(Outcome),
 }
 
@@ -129,7 +167,7 @@ impl Promise {
     pub(crate) fn with_source(source: Source) -> Promise {
         Promise(Rc::new(Inner {
             state: RefCell::new(State::Pending {
-                waiters: Vec::new(),
+                waiters: Waiters::Empty,
                 source,
             }),
             handled: Cell::new(false),
@@ -200,7 +238,7 @@ impl Promise {
 
     /// Settles a pending promise; returns what was waiting on it, or `None`
     /// if it had already settled.
-    pub(crate) fn take_for_settle(&self, outcome: Outcome) -> Option<(Vec<Waiter>, Source)> {
+    pub(crate) fn take_for_settle(&self, outcome: Outcome) -> Option<(Waiters, Source)> {
         let mut state = self.0.state.borrow_mut();
         if !matches!(&*state, State::Pending { .. }) {
             return None;

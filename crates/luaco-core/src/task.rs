@@ -12,7 +12,9 @@ use crate::promise::Promise;
 /// task was spawned, a few levels up.
 #[derive(Debug)]
 pub(crate) struct SpawnSite {
-    pub(crate) place: String,
+    /// The chunk name, shared between all sites of one chunk.
+    pub(crate) source: Rc<str>,
+    pub(crate) line: u32,
     pub(crate) parent: Option<Rc<SpawnSite>>,
     pub(crate) depth: u8,
 }
@@ -22,7 +24,7 @@ pub(crate) struct SpawnSite {
 const MAX_SPAWN_DEPTH: u8 = 8;
 
 impl SpawnSite {
-    pub(crate) fn new(place: String, parent: Option<Rc<SpawnSite>>) -> Rc<SpawnSite> {
+    pub(crate) fn new(source: Rc<str>, line: u32, parent: Option<Rc<SpawnSite>>) -> Rc<SpawnSite> {
         let depth = parent.as_ref().map_or(0, |p| p.depth + 1);
         let parent = if depth >= MAX_SPAWN_DEPTH {
             None
@@ -30,7 +32,8 @@ impl SpawnSite {
             parent
         };
         Rc::new(SpawnSite {
-            place,
+            source,
+            line,
             parent,
             depth: depth.min(MAX_SPAWN_DEPTH),
         })
@@ -42,7 +45,11 @@ impl SpawnSite {
         let mut site = Some(self);
         while let Some(s) = site {
             out.push_str("\n\t[spawned at] ");
-            out.push_str(&s.place);
+            out.push_str(&s.source);
+            if s.line > 0 {
+                out.push(':');
+                out.push_str(&s.line.to_string());
+            }
             site = s.parent.as_deref();
         }
         out

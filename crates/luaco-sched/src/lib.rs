@@ -84,6 +84,9 @@ struct Shared {
     executor: Rc<LocalExecutor<'static>>,
     futures: RefCell<HashMap<u64, async_executor::Task<()>>>,
     next_future: Cell<u64>,
+    /// A cancelled future waits for the executor to drop it: tick even if
+    /// no future is left running.
+    needs_tick: Cell<bool>,
     signals: Rc<Signals>,
 }
 
@@ -140,8 +143,11 @@ impl Driver for Shared {
     }
 
     fn cancel_future(&self, key: FutureKey) -> bool {
-        // Dropping an async-executor task cancels its future at once.
+        // Dropping an async-executor task cancels it; the executor drops the
+        // future on its next tick, which the loop runs before anything else.
         let task = self.futures.borrow_mut().remove(&key.0);
+        self.needs_tick.set(true);
+        self.signals.notify();
         task.is_some()
     }
 }
@@ -188,6 +194,7 @@ impl Scheduler {
             executor: Rc::new(LocalExecutor::new()),
             futures: RefCell::new(HashMap::new()),
             next_future: Cell::new(0),
+            needs_tick: Cell::new(false),
             signals: Rc::new(Signals::default()),
         });
         let engine = Engine::new(lua, shared.clone(), options.engine)?;
@@ -297,7 +304,11 @@ impl Scheduler {
 
     /// Blocks until a task is ready, the next timer is due, or `until`.
     pub fn wait(&self, until: Option<Instant>) {
-        if self.ready_count() > 0 {
+        if self.ready_count() > 0
+            || self
+                .next_deadline()
+                .is_some_and(|d| d <= self.shared.clock.now())
+        {
             return;
         }
         let timer_due = self.next_deadline().map(|d| {
@@ -328,6 +339,9 @@ impl Scheduler {
     }
 
     fn poll_futures(&self) {
+        if self.shared.futures.borrow().is_empty() && !self.shared.needs_tick.replace(false) {
+            return;
+        }
         // Bounded, so a future that keeps waking itself cannot stall the turn.
         for _ in 0..1024 {
             if !self.shared.executor.try_tick() {

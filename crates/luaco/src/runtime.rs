@@ -73,6 +73,10 @@ impl ScriptContext {
 struct TracingObserver;
 
 impl Observer for TracingObserver {
+    fn wants_lifecycle(&self) -> bool {
+        false
+    }
+
     fn unhandled_rejection(&self, error: &ScriptError) {
         tracing::warn!(kind = %error.kind, "unhandled rejection: {}", error.message);
     }
@@ -359,6 +363,10 @@ impl RejectionLog {
 }
 
 impl Observer for RejectionLog {
+    fn wants_lifecycle(&self) -> bool {
+        false
+    }
+
     fn unhandled_rejection(&self, error: &ScriptError) {
         self.errors.borrow_mut().push(error.clone());
     }
