@@ -1,0 +1,140 @@
+//! Project policy, checked like a test: the dependency graph has no
+//! forbidden edges and every crate documents what it is for.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+}
+
+fn metadata() -> Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("metadata json")
+}
+
+/// Names of every package `package` depends on, transitively, counting only
+/// normal (non-dev, non-build) dependencies.
+fn normal_closure(meta: &Value, package: &str) -> BTreeSet<String> {
+    let names: HashMap<&str, &str> = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().expect("id"),
+                p["name"].as_str().expect("name"),
+            )
+        })
+        .collect();
+    let nodes: HashMap<&str, &Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| (n["id"].as_str().expect("id"), n))
+        .collect();
+    let start = names
+        .iter()
+        .find(|(_, name)| **name == package)
+        .map(|(id, _)| *id)
+        .expect("package in workspace");
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![start];
+    while let Some(id) = stack.pop() {
+        for dep in nodes[id]["deps"].as_array().expect("deps") {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .expect("dep_kinds")
+                .iter()
+                .any(|k| k["kind"].is_null());
+            let dep_id = dep["pkg"].as_str().expect("pkg");
+            if normal && seen.insert(names[dep_id].to_owned()) {
+                stack.push(dep_id);
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn core_stays_small_and_alone() {
+    let meta = metadata();
+    let deps = normal_closure(&meta, "luaco-core");
+    for forbidden in ["async-io", "async-executor", "surf", "tokio", "async-std"] {
+        assert!(
+            !deps.contains(forbidden),
+            "luaco-core depends on {forbidden}"
+        );
+    }
+    let luaco: Vec<_> = deps.iter().filter(|d| d.starts_with("luaco")).collect();
+    assert!(luaco.is_empty(), "luaco-core depends on {luaco:?}");
+}
+
+#[test]
+fn sched_depends_only_on_core() {
+    let meta = metadata();
+    let deps = normal_closure(&meta, "luaco-sched");
+    let luaco: Vec<_> = deps.iter().filter(|d| d.starts_with("luaco")).collect();
+    assert_eq!(luaco, vec!["luaco-core"]);
+}
+
+#[test]
+fn no_tokio_anywhere() {
+    let meta = metadata();
+    for package in ["luaco-core", "luaco-sched", "luaco", "luaco-cli"] {
+        let deps = normal_closure(&meta, package);
+        assert!(!deps.contains("tokio"), "{package} pulls in tokio");
+    }
+}
+
+#[test]
+fn every_crate_says_what_it_is_for() {
+    for entry in std::fs::read_dir(root().join("crates")).expect("crates/") {
+        let dir = entry.expect("entry").path();
+        let lib = dir.join("src/lib.rs");
+        let main = dir.join("src/main.rs");
+        let file = if lib.exists() { lib } else { main };
+        let text = std::fs::read_to_string(&file).expect("crate root");
+        let first = text.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("//!") || first.starts_with("#![doc = include_str!"),
+            "{} must open with a crate doc comment",
+            file.display()
+        );
+        if file.ends_with("lib.rs") {
+            assert!(
+                text.contains("```") || text.contains("include_str!(\"../../../README.md\")"),
+                "{} needs a runnable example in its crate doc",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn members_inherit_workspace_lints() {
+    for entry in std::fs::read_dir(root().join("crates")).expect("crates/") {
+        let manifest = entry.expect("entry").path().join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).expect("Cargo.toml");
+        assert!(
+            text.contains("[lints]\nworkspace = true"),
+            "{} must say [lints] workspace = true",
+            manifest.display()
+        );
+    }
+}
