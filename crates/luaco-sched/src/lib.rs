@@ -387,6 +387,25 @@ pub fn spawn_promise<F>(engine: &Engine, lua: &Lua, future: F) -> Promise
 where
     F: Future<Output = Result<ScriptValue, ScriptError>> + 'static,
 {
+    let weak = lua.weak();
+    spawn_lua_promise(engine, lua, async move {
+        let value = future.await?;
+        let lua = weak
+            .try_upgrade()
+            .ok_or_else(|| ScriptError::new(luaco_core::ErrorKind::Runtime, "the Lua state is gone"))?;
+        value
+            .to_lua_value(&lua)
+            .map_err(|e| luaco_core::rust_error_to_script(&e))
+    })
+}
+
+/// Like [`spawn_promise`], for futures that build their Lua value
+/// themselves (a response table, say). The future must hold only a
+/// [`WeakLua`], never the Lua state itself.
+pub fn spawn_lua_promise<F>(engine: &Engine, lua: &Lua, future: F) -> Promise
+where
+    F: Future<Output = Result<Value, ScriptError>> + 'static,
+{
     let promise = engine.new_operation(Source::None);
     let (weak, target, settle_engine) = (lua.weak(), promise.clone(), engine.clone());
     let key = engine.driver().spawn(Box::pin(async move {
@@ -395,12 +414,8 @@ where
             return;
         };
         target.set_source(Source::None);
-        match result.map(|v| v.to_lua_value(&lua)) {
-            Ok(Ok(value)) => settle_engine.resolve(&lua, &target, value),
-            Ok(Err(e)) => {
-                let err = luaco_core::rust_error_to_script(&e);
-                settle_engine.reject_with(&lua, &target, &err);
-            }
+        match result {
+            Ok(value) => settle_engine.resolve(&lua, &target, value),
             Err(err) => settle_engine.reject_with(&lua, &target, &err),
         }
     }));

@@ -20,6 +20,12 @@ pub mod core {
     pub use luaco_core::*;
 }
 
+/// The I/O layer: HTTP and file-system backends, JSON.
+pub mod io {
+    #[doc(inline)]
+    pub use luaco_io::*;
+}
+
 /// The scheduler layer.
 pub mod sched {
     #[doc(inline)]

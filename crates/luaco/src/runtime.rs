@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use luaco_core::{
     Engine, ErrorKind, Observer, Options, Outcome, Promise, PromiseStatus, ScriptError, ScriptValue,
 };
+use luaco_io::{FileSystem, HttpClient, IoConfig, RealFs};
 use luaco_sched::{PumpStats, RunEnd, Scheduler, SchedulerOptions};
 use mlua::{Lua, MultiValue, Value};
 
@@ -35,6 +36,16 @@ pub struct Config {
     pub globals: bool,
     /// Record where each task was spawned, for tracebacks.
     pub spawn_sites: bool,
+    /// Scripts may use `http.request` / `http_get`.
+    pub allow_net: bool,
+    /// The HTTP backend; `None` means the default ([`luaco_io::SurfClient`]
+    /// with the `surf` feature, else no HTTP at all).
+    pub http_client: Option<Rc<dyn HttpClient>>,
+    /// Scripts may use `fs.*`.
+    pub allow_fs: bool,
+    /// The file system; `None` means the real one, unconfined
+    /// ([`luaco_io::RealFs::confined`] keeps scripts inside a directory).
+    pub file_system: Option<Rc<dyn FileSystem>>,
 }
 
 impl Default for Config {
@@ -45,6 +56,10 @@ impl Default for Config {
             max_memory: None,
             globals: true,
             spawn_sites: true,
+            allow_net: true,
+            http_client: None,
+            allow_fs: true,
+            file_system: None,
         }
     }
 }
@@ -66,6 +81,16 @@ impl ScriptContext {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+#[cfg(feature = "surf")]
+fn default_http() -> Option<Rc<dyn HttpClient>> {
+    Some(luaco_io::default_client())
+}
+
+#[cfg(not(feature = "surf"))]
+fn default_http() -> Option<Rc<dyn HttpClient>> {
+    None
 }
 
 /// Unhandled rejections go to `tracing` unless the host installs its own
@@ -120,6 +145,16 @@ impl Runtime {
         sched
             .engine()
             .set_observer(Some(Rc::new(TracingObserver) as Rc<dyn Observer>));
+        let io = IoConfig {
+            http: config.allow_net.then(|| config.http_client.clone().or_else(default_http)).flatten(),
+            fs: config.allow_fs.then(|| {
+                config
+                    .file_system
+                    .clone()
+                    .unwrap_or_else(|| Rc::new(RealFs::new()) as Rc<dyn FileSystem>)
+            }),
+        };
+        luaco_io::install(sched.engine(), &lua, io)?;
         let api = sched.engine().api();
         if config.globals {
             let globals = lua.globals();

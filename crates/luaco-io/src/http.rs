@@ -1,0 +1,215 @@
+//! HTTP: the [`HttpClient`] trait, its request and response types, and the
+//! Lua `http.request` / `http_get` functions.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::FutureExt;
+use luaco_core::{duration_from_ms, type_error, ApiResult, Engine, ErrorKind, ScriptError};
+use mlua::{Lua, MultiValue, Table, Value};
+
+use crate::error::Error;
+
+/// A boxed, single-threaded future, as backends return them.
+pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
+
+/// An HTTP request, already validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// The method, upper-case (`GET`, `POST`, …).
+    pub method: String,
+    /// An absolute `http` or `https` URL.
+    pub url: url::Url,
+    /// Header names and values, in the order given.
+    pub headers: Vec<(String, String)>,
+    /// The body, if any.
+    pub body: Option<Vec<u8>>,
+}
+
+/// An HTTP response. Any status is a response, 4xx and 5xx included.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower-case) and values; repeated headers are joined with `", "`.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Sends HTTP requests. The runtime holds one as a trait object; implement
+/// it to route scripts' requests anywhere (a proxy, a cache, a mock).
+///
+/// Dropping the returned future must abort the request: that is how
+/// cancellation and `timeout_ms` reach the backend.
+pub trait HttpClient {
+    /// Sends `request` and resolves to the response. Connection failures
+    /// are [`Error::Network`].
+    fn send(&self, request: HttpRequest) -> LocalBoxFuture<Result<HttpResponse, Error>>;
+}
+
+impl fmt::Debug for dyn HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HttpClient")
+    }
+}
+
+/// Reads the options table of `http.request`.
+fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option<Duration>)> {
+    let Some(Value::Table(opts)) = args.front() else {
+        return Err(type_error(lua, "http.request", 1, "table", args.front()));
+    };
+    let field = |name: &str| -> ApiResult<Value> {
+        opts.get::<Value>(name)
+            .map_err(|e| luaco_core::rust_error_to_script(&e))
+    };
+    let bad = |msg: String| ScriptError::new(ErrorKind::Type, format!("http.request: {msg}"));
+    let url = match field("url")? {
+        Value::String(s) => s.to_string_lossy().to_string(),
+        other => return Err(bad(format!("url must be a string, got {}", other.type_name()))),
+    };
+    let parsed = url::Url::parse(&url).map_err(|e| bad(format!("malformed URL '{url}': {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(bad(format!("malformed URL '{url}': only http:// and https:// URLs with a host")));
+    }
+    let method = match field("method")? {
+        Value::Nil => "GET".to_owned(),
+        Value::String(s) => {
+            let m = s.to_string_lossy().to_ascii_uppercase();
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(bad(format!("invalid method '{m}'")));
+            }
+            m
+        }
+        other => return Err(bad(format!("method must be a string, got {}", other.type_name()))),
+    };
+    let mut headers = Vec::new();
+    match field("headers")? {
+        Value::Nil => {}
+        Value::Table(t) => {
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair.map_err(|e| luaco_core::rust_error_to_script(&e))?;
+                let (Value::String(k), Value::String(v)) = (&k, &v) else {
+                    return Err(bad("headers must map strings to strings".into()));
+                };
+                let (k, v) = (k.to_string_lossy().to_string(), v.to_string_lossy().to_string());
+                if k.is_empty() || k.contains([':', '\r', '\n', ' ']) || v.contains(['\r', '\n']) {
+                    return Err(bad(format!("invalid header '{k}'")));
+                }
+                headers.push((k, v));
+            }
+            headers.sort();
+        }
+        other => return Err(bad(format!("headers must be a table, got {}", other.type_name()))),
+    }
+    let body = match field("body")? {
+        Value::Nil => None,
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        other => return Err(bad(format!("body must be a string, got {}", other.type_name()))),
+    };
+    let timeout = match field("timeout_ms")? {
+        Value::Nil => None,
+        v => Some(duration_from_ms(lua, "http.request", 1, Some(&v))?),
+    };
+    Ok((
+        HttpRequest {
+            method,
+            url: parsed,
+            headers,
+            body,
+        },
+        timeout,
+    ))
+}
+
+fn response_table(lua: &Lua, response: HttpResponse) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(0, 3)?;
+    t.raw_set("status", response.status)?;
+    t.raw_set("body", lua.create_string(&response.body)?)?;
+    let headers = lua.create_table_with_capacity(0, response.headers.len())?;
+    for (k, v) in response.headers {
+        headers.raw_set(k.to_ascii_lowercase(), v)?;
+    }
+    t.raw_set("headers", headers)?;
+    Ok(t)
+}
+
+/// Sends the request on the loop; the promise settles with the response
+/// table. A timeout drops the backend's future, which aborts the request.
+fn request(
+    engine: &Engine,
+    lua: &Lua,
+    client: Option<Rc<dyn HttpClient>>,
+    args: MultiValue,
+) -> ApiResult<Value> {
+    if !matches!(args.front(), Some(Value::Table(_))) {
+        return Err(type_error(lua, "http.request", 1, "table", args.front()));
+    }
+    // Past the argument's type, every failure is a rejection, as SPEC says:
+    // a malformed URL rejects with kind "type", a denied one with "permission".
+    let prepared = parse_request(lua, &args).and_then(|(req, timeout)| match client {
+        Some(client) => Ok((client, req, timeout)),
+        None => Err(Error::Permission(format!("network access is not allowed ({})", req.url))
+            .to_script("http.request")),
+    });
+    let weak = lua.weak();
+    let promise = luaco_sched::spawn_lua_promise(engine, lua, async move {
+        let (client, req, timeout) = prepared?;
+        let url = req.url.to_string();
+        let send = client.send(req);
+        let result = match timeout {
+            Some(limit) => {
+                let deadline = async move {
+                    async_io::Timer::after(limit).await;
+                    Err(Error::Timeout(format!(
+                        "{url}: no response within {} ms",
+                        limit.as_secs_f64() * 1000.0
+                    )))
+                };
+                send.or(deadline).await
+            }
+            None => send.await,
+        };
+        let response = result.map_err(|e| e.to_script("http.request"))?;
+        let lua = weak
+            .try_upgrade()
+            .ok_or_else(|| ScriptError::new(ErrorKind::Runtime, "the Lua state is gone"))?;
+        response_table(&lua, response)
+            .map(Value::Table)
+            .map_err(|e| luaco_core::rust_error_to_script(&e))
+    });
+    engine
+        .promise_to_lua(lua, promise)
+        .map_err(|e| luaco_core::rust_error_to_script(&e))
+}
+
+pub(crate) fn install(
+    engine: &Engine,
+    lua: &Lua,
+    api: &Table,
+    client: Option<Rc<dyn HttpClient>>,
+) -> mlua::Result<()> {
+    let http = lua.create_table()?;
+    let (e, c) = (engine.clone(), client.clone());
+    let request_fn = engine.api_function(lua, move |lua, args| request(&e, lua, c.clone(), args))?;
+    http.raw_set("request", request_fn)?;
+    let (e, c) = (engine.clone(), client);
+    let get = engine.api_function(lua, move |lua, args| {
+        let url = match args.front() {
+            Some(Value::String(s)) => s.clone(),
+            other => return Err(type_error(lua, "http_get", 1, "string", other)),
+        };
+        let opts = lua
+            .create_table()
+            .and_then(|t| t.raw_set("url", url).map(|()| t))
+            .map_err(|e| luaco_core::rust_error_to_script(&e))?;
+        request(&e, lua, c.clone(), MultiValue::from_iter([Value::Table(opts)]))
+    })?;
+    http.raw_set("get", get.clone())?;
+    api.raw_set("http", http)?;
+    api.raw_set("http_get", get)?;
+    Ok(())
+}

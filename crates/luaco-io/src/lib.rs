@@ -1,0 +1,80 @@
+//! I/O for luaco scripts that never blocks the loop: HTTP, files and JSON,
+//! each behind a trait so a host can swap the backend.
+//!
+//! [`install`] adds `http`, `http_get`, `fs`, `json` and `json_parse` to an
+//! engine's API. HTTP goes through an [`HttpClient`] ([`SurfClient`] by
+//! default, [`MockHttp`] for tests), files through a [`FileSystem`]
+//! ([`RealFs`], optionally confined to a directory, or [`MemFs`]). A missing
+//! backend means the operation is not permitted: scripts get kind
+//! `"permission"`.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::rc::Rc;
+//! use luaco_io::{install, IoConfig, MemFs};
+//! use luaco_sched::Scheduler;
+//!
+//! let lua = mlua::Lua::new();
+//! let sched = Scheduler::new(&lua, Default::default())?;
+//! install(sched.engine(), &lua, IoConfig {
+//!     http: None,                                   // no network
+//!     fs: Some(Rc::new(MemFs::new())),              // files in memory
+//! })?;
+//! lua.globals().set("luaco", sched.engine().api())?;
+//! let main = lua.load(r#"
+//!     local fs, json = luaco.fs, luaco.json
+//!     luaco.await(fs.write("/data.json", json.encode({ b = 2, a = { 1, 2 } })))
+//!     local text = luaco.await(fs.read("/data.json"))
+//!     local ok, err = pcall(luaco.await, luaco.http_get("http://127.0.0.1:9/"))
+//!     return text .. " " .. err.kind
+//! "#).into_function()?;
+//! let p = sched.engine().spawn(&lua, main, (), "io")?;
+//! sched.run_until(|| !p.is_pending(), None);
+//! let Some(luaco_core::Outcome::Resolved(v)) = p.outcome() else { panic!() };
+//! assert_eq!(v.to_string()?, r#"{"a":[1,2],"b":2} permission"#);
+//! # Ok::<(), luaco_core::Error>(())
+//! ```
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod error;
+mod fs;
+mod h1;
+mod http;
+pub mod json;
+mod mock;
+#[cfg(feature = "surf")]
+mod surf_client;
+#[cfg(feature = "test-server")]
+pub mod testing;
+
+use std::rc::Rc;
+
+use luaco_core::Engine;
+use mlua::Lua;
+
+pub use error::{Error, Result};
+pub use fs::{FileSystem, MemFs, RealFs};
+pub use h1::{H1Client, SchemeRouter};
+pub use http::{HttpClient, HttpRequest, HttpResponse, LocalBoxFuture};
+pub use mock::MockHttp;
+#[cfg(feature = "surf")]
+pub use surf_client::{default_client, SurfClient};
+
+/// The backends scripts use. `None` means not permitted.
+#[derive(Clone, Debug, Default)]
+pub struct IoConfig {
+    /// Where `http.request` and `http_get` go.
+    pub http: Option<Rc<dyn HttpClient>>,
+    /// Where `fs.*` go.
+    pub fs: Option<Rc<dyn FileSystem>>,
+}
+
+/// Adds `http`, `http_get`, `fs`, `json` and `json_parse` to the engine's API table.
+pub fn install(engine: &Engine, lua: &Lua, config: IoConfig) -> mlua::Result<()> {
+    let api = engine.api();
+    http::install(engine, lua, &api, config.http)?;
+    fs::install(engine, lua, &api, config.fs)?;
+    json::install(engine, lua, &api)?;
+    Ok(())
+}
