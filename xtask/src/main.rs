@@ -81,11 +81,13 @@ fn test() -> Result<()> {
     examples()
 }
 
-/// Runs every Lua example through the built CLI; each must exit 0.
+/// Runs every Lua example through the built CLI (each must exit 0), with a
+/// test server on 127.0.0.1 for the HTTP ones, then the Rust examples.
 fn examples() -> Result<()> {
     let mut build = cargo();
     build.args(["build", "-p", "luaco-cli"]);
     run("cargo build -p luaco-cli", build)?;
+    let server = luaco_io::testing::TestServer::start().context("starting the test server")?;
     let exe = root().join("target/debug/luaco");
     let mut scripts: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -100,6 +102,7 @@ fn examples() -> Result<()> {
         let out = Command::new(&exe)
             .arg("run")
             .arg(script)
+            .env("LUACO_TEST_URL", server.url())
             .current_dir(root())
             .output()
             .with_context(|| format!("running {}", script.display()))?;
@@ -123,17 +126,55 @@ fn examples() -> Result<()> {
     if failed > 0 {
         bail!("{failed} example(s) failed");
     }
+    let mut cmd = cargo();
+    cmd.args(["run", "-q", "-p", "luaco", "--example", "llm_bridge"]);
+    run("Rust example llm_bridge", cmd)?;
     Ok(())
 }
 
 fn bench(extra: &[String]) -> Result<()> {
-    let mut cmd = cargo();
-    cmd.args(["bench", "-p", "luaco", "--bench", "turns"]);
-    if !extra.is_empty() {
-        cmd.arg("--").args(extra);
+    for name in ["turns", "http"] {
+        let mut cmd = cargo();
+        cmd.args(["bench", "-p", "luaco", "--bench", name]);
+        if !extra.is_empty() {
+            cmd.arg("--").args(extra);
+        }
+        run(&format!("cargo bench --bench {name}"), cmd)?;
     }
-    run("cargo bench", cmd)?;
-    report_ratios()
+    report_ratios()?;
+    peak_memory()
+}
+
+/// Runs the 1,000-request load once per mode in a fresh process and prints
+/// wall time and peak memory as the example reports them.
+fn peak_memory() -> Result<()> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "-q",
+        "-p",
+        "luaco",
+        "--example",
+        "http_load",
+    ]);
+    run("build http_load", build)?;
+    let exe = root().join("target/release/examples/http_load");
+    println!("\n1,000 concurrent GETs on 127.0.0.1, one process each (peak RSS includes the test server):");
+    for mode in ["rust", "luaco"] {
+        let out = Command::new(&exe)
+            .arg(mode)
+            .output()
+            .context("running http_load")?;
+        if !out.status.success() {
+            bail!(
+                "http_load {mode} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        print!("  {}", String::from_utf8_lossy(&out.stdout));
+    }
+    Ok(())
 }
 
 /// Median time of one criterion benchmark of this run, in nanoseconds.
@@ -179,6 +220,18 @@ fn report_ratios() -> Result<()> {
             None => String::new(),
         };
         println!("  {what:<40} {ns:>8.0} ns  {ratio:>6.2}x  {verdict}");
+    }
+    println!("\nconcurrent GETs on 127.0.0.1: throughput of a luaco script / the same client from Rust alone:");
+    for (client, n) in [("h1", 1000), ("surf", 250)] {
+        let rust = median_ns("http", &format!("{client}_rust_alone"))?;
+        let script = median_ns("http", &format!("{client}_luaco_script"))?;
+        let ratio = rust / script;
+        let verdict = if ratio >= 0.8 { "met" } else { "MISSED" };
+        println!(
+            "  {client:<5} {n:>5} requests: rust {:>7.1} ms, luaco {:>7.1} ms, ratio {ratio:.2} (target >= 0.8: {verdict})",
+            rust / 1e6,
+            script / 1e6
+        );
     }
     Ok(())
 }

@@ -13,10 +13,23 @@ fn root() -> &'static Path {
         .expect("workspace root")
 }
 
+/// The target this machine builds for, from `rustc -vV`.
+fn host_triple() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let out = Command::new(rustc).arg("-vV").output().expect("rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("host triple")
+}
+
+/// The resolved graph for this platform (dependencies behind another
+/// target's `cfg`, such as wasm-only ones, do not count).
 fn metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1"])
+        .args(["metadata", "--format-version", "1", "--filter-platform"])
+        .arg(host_triple())
         .current_dir(root())
         .output()
         .expect("cargo metadata");

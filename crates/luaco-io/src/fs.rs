@@ -227,7 +227,10 @@ fn normalize(path: &str) -> PathBuf {
 }
 
 fn not_found(path: &str) -> Error {
-    Error::io(path, std::io::Error::new(IoKind::NotFound, "no such file or directory"))
+    Error::io(
+        path,
+        std::io::Error::new(IoKind::NotFound, "no such file or directory"),
+    )
 }
 
 impl FileSystem for MemFs {
@@ -248,7 +251,10 @@ impl FileSystem for MemFs {
         let p = normalize(path);
         let parent_ok = p.parent().is_some_and(|d| self.dirs.borrow().contains(d));
         let result = if self.dirs.borrow().contains(&p) {
-            Err(Error::io(path, std::io::Error::new(IoKind::IsADirectory, "is a directory")))
+            Err(Error::io(
+                path,
+                std::io::Error::new(IoKind::IsADirectory, "is a directory"),
+            ))
         } else if !parent_ok {
             Err(not_found(path))
         } else {
@@ -292,7 +298,8 @@ impl FileSystem for MemFs {
             Err(not_found(dir))
         } else {
             let child = |q: &PathBuf| {
-                (q.parent() == Some(&p)).then(|| q.file_name().map(|n| n.to_string_lossy().into_owned()))
+                (q.parent() == Some(&p))
+                    .then(|| q.file_name().map(|n| n.to_string_lossy().into_owned()))
             };
             let mut names: Vec<String> = self
                 .files
@@ -354,7 +361,8 @@ pub(crate) fn install(
                 let $path = path_arg($lua, concat!("fs.", $name), &$args)?;
                 let Some($fs) = fs2.as_ref() else {
                     let err = denied(concat!("fs.", $name), &$path);
-                    let f: LocalBoxFuture<Result<Value, Error>> = Box::pin(async { Ok(Value::Nil) });
+                    let f: LocalBoxFuture<Result<Value, Error>> =
+                        Box::pin(async { Ok(Value::Nil) });
                     return operation(&engine2, $lua, concat!("fs.", $name), f, move |_, _| {
                         Err(mlua::Error::external(err))
                     });
@@ -365,20 +373,28 @@ pub(crate) fn install(
             table.raw_set($name, f)?;
         }};
     }
-    define!("read", |lua, fs, path, args| (fs.read(&path), |lua: &Lua, data: Vec<u8>| {
-        lua.create_string(&data).map(Value::String)
-    }));
-    define!("exists", |lua, fs, path, args| (fs.exists(&path), |_: &Lua, found: bool| {
-        Ok(Value::Boolean(found))
-    }));
-    define!("remove", |lua, fs, path, args| (fs.remove(&path), |_: &Lua, (): ()| Ok(Value::Nil)));
-    define!("list", |lua, fs, path, args| (fs.list(&path), |lua: &Lua, names: Vec<String>| {
-        let t = lua.create_table_with_capacity(names.len(), 0)?;
-        for (i, name) in names.into_iter().enumerate() {
-            t.raw_set(i + 1, name)?;
+    define!("read", |lua, fs, path, args| (
+        fs.read(&path),
+        |lua: &Lua, data: Vec<u8>| { lua.create_string(&data).map(Value::String) }
+    ));
+    define!("exists", |lua, fs, path, args| (
+        fs.exists(&path),
+        |_: &Lua, found: bool| { Ok(Value::Boolean(found)) }
+    ));
+    define!("remove", |lua, fs, path, args| (
+        fs.remove(&path),
+        |_: &Lua, (): ()| Ok(Value::Nil)
+    ));
+    define!("list", |lua, fs, path, args| (
+        fs.list(&path),
+        |lua: &Lua, names: Vec<String>| {
+            let t = lua.create_table_with_capacity(names.len(), 0)?;
+            for (i, name) in names.into_iter().enumerate() {
+                t.raw_set(i + 1, name)?;
+            }
+            Ok(Value::Table(t))
         }
-        Ok(Value::Table(t))
-    }));
+    ));
     define!("write", |lua, fs, path, args| {
         let data = match args.get(1) {
             Some(Value::String(s)) => s.as_bytes().to_vec(),

@@ -6,11 +6,13 @@
 //! server speaks. Here the request future owns its connection: dropping the
 //! future (cancel, `timeout_ms`) closes the socket at once.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use async_io::Async;
 use futures_lite::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -38,53 +40,120 @@ type Conn = BufReader<Async<TcpStream>>;
 #[derive(Debug, Default, Clone)]
 pub struct H1Client {
     idle: Rc<RefCell<HashMap<String, Vec<Conn>>>>,
-    limits: Rc<RefCell<HashMap<String, HostSlots>>>,
+    limits: Limits,
 }
 
-/// Connections in use for one host, and who waits for one.
+/// Connections in use for one host, and who waits for one (FIFO).
 #[derive(Debug, Default)]
 struct HostSlots {
     in_use: usize,
-    waiting: Vec<Waker>,
+    waiting: VecDeque<Rc<Waiter>>,
 }
 
+/// One request waiting for a connection slot.
+#[derive(Debug, Default)]
+struct Waiter {
+    /// Set when a released slot was handed to this waiter.
+    granted: Cell<bool>,
+    /// Set when the waiting request was dropped.
+    gone: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+type Limits = Rc<RefCell<HashMap<String, HostSlots>>>;
+
 /// The right to use one connection to a host; released on drop (also when
-/// the request is cancelled).
+/// the request is cancelled), straight to the next live waiter.
 struct Slot {
-    limits: Rc<RefCell<HashMap<String, HostSlots>>>,
+    limits: Limits,
     key: String,
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let waiting = {
-            let mut limits = self.limits.borrow_mut();
-            let Some(host) = limits.get_mut(&self.key) else { return };
-            host.in_use -= 1;
-            std::mem::take(&mut host.waiting)
-        };
-        // Wake everyone: a waiter that was dropped meanwhile must not
-        // swallow the only wake-up.
-        for w in waiting {
-            w.wake();
+fn release(limits: &Limits, key: &str) {
+    let next = {
+        let mut all = limits.borrow_mut();
+        let Some(host) = all.get_mut(key) else { return };
+        loop {
+            match host.waiting.pop_front() {
+                Some(w) if w.gone.get() => continue,
+                Some(w) => break Some(w),
+                None => {
+                    host.in_use -= 1;
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some(w) = next {
+        w.granted.set(true);
+        if let Some(waker) = w.waker.borrow_mut().take() {
+            waker.wake();
         }
     }
 }
 
-async fn acquire(limits: Rc<RefCell<HashMap<String, HostSlots>>>, key: String) -> Slot {
-    std::future::poll_fn(|cx| {
-        let mut all = limits.borrow_mut();
-        let host = all.entry(key.clone()).or_default();
+impl Drop for Slot {
+    fn drop(&mut self) {
+        release(&self.limits, &self.key);
+    }
+}
+
+/// Waits for a slot; if dropped after being granted one, passes it on.
+struct Acquire {
+    limits: Limits,
+    key: String,
+    waiter: Option<Rc<Waiter>>,
+}
+
+impl Future for Acquire {
+    type Output = Slot;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Slot> {
+        let this = &mut *self;
+        let slot = |limits: &Limits, key: &String| Slot {
+            limits: limits.clone(),
+            key: key.clone(),
+        };
+        if let Some(w) = &this.waiter {
+            if w.granted.get() {
+                this.waiter = None;
+                return Poll::Ready(slot(&this.limits, &this.key));
+            }
+            *w.waker.borrow_mut() = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let mut all = this.limits.borrow_mut();
+        let host = all.entry(this.key.clone()).or_default();
         if host.in_use < MAX_PER_HOST {
             host.in_use += 1;
-            Poll::Ready(())
-        } else {
-            host.waiting.push(cx.waker().clone());
-            Poll::Pending
+            drop(all);
+            return Poll::Ready(slot(&this.limits, &this.key));
         }
-    })
-    .await;
-    Slot { limits, key }
+        let w = Rc::new(Waiter::default());
+        *w.waker.borrow_mut() = Some(cx.waker().clone());
+        host.waiting.push_back(w.clone());
+        this.waiter = Some(w);
+        Poll::Pending
+    }
+}
+
+impl Drop for Acquire {
+    fn drop(&mut self) {
+        if let Some(w) = self.waiter.take() {
+            w.gone.set(true);
+            if w.granted.get() {
+                release(&self.limits, &self.key);
+            }
+        }
+    }
+}
+
+fn acquire(limits: Limits, key: String) -> Acquire {
+    Acquire {
+        limits,
+        key,
+        waiter: None,
+    }
 }
 
 impl H1Client {
@@ -150,11 +219,17 @@ fn give_back(idle: &RefCell<HashMap<String, Vec<Conn>>>, key: String, conn: Opti
 }
 
 async fn connect(host: &str, port: u16, url: &url::Url) -> Result<Conn, Error> {
-    let target = (host.trim_start_matches('[').trim_end_matches(']').to_owned(), port);
+    let target = (
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+        port,
+    );
     // Name resolution blocks, so it runs on the thread pool.
-    let addrs: Vec<SocketAddr> = blocking::unblock(move || target.to_socket_addrs().map(Vec::from_iter))
-        .await
-        .map_err(|e| Error::Network(format!("{url}: cannot resolve host: {e}")))?;
+    let addrs: Vec<SocketAddr> =
+        blocking::unblock(move || target.to_socket_addrs().map(Vec::from_iter))
+            .await
+            .map_err(|e| Error::Network(format!("{url}: cannot resolve host: {e}")))?;
     let mut last = None;
     for addr in addrs {
         match Async::<TcpStream>::connect(addr).await {
@@ -183,7 +258,12 @@ fn encode_head(request: &HttpRequest, host: &str, port: u16) -> Vec<u8> {
         format!("{host}:{port}")
     };
     let mut head = format!("{} {target} HTTP/1.1\r\n", request.method);
-    let has = |name: &str| request.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let has = |name: &str| {
+        request
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name))
+    };
     if !has("host") {
         head.push_str(&format!("host: {authority}\r\n"));
     }
@@ -252,7 +332,9 @@ async fn exchange(
         let n = conn.read_line(&mut line).await.map_err(net)?;
         head_size += n;
         if n == 0 || head_size > MAX_HEAD {
-            return Err(Attempt::Failed(Error::Network("malformed response head".into())));
+            return Err(Attempt::Failed(Error::Network(
+                "malformed response head".into(),
+            )));
         }
         let line = line.trim_end();
         if line.is_empty() {
@@ -262,14 +344,20 @@ async fn exchange(
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
         }
     }
-    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let mut keep_alive = match header("connection").map(str::to_ascii_lowercase) {
         Some(c) if c.contains("close") => false,
         Some(c) if c.contains("keep-alive") => true,
         _ => version == "HTTP/1.1",
     };
     let no_body = method == "HEAD" || status / 100 == 1 || status == 204 || status == 304;
-    let chunked = header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
+    let chunked =
+        header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
     let length = header("content-length").and_then(|v| v.parse::<usize>().ok());
     let body = if no_body {
         Vec::new()
@@ -277,7 +365,9 @@ async fn exchange(
         read_chunked(&mut conn).await.map_err(net)?
     } else if let Some(len) = length {
         if len > MAX_BODY {
-            return Err(Attempt::Failed(Error::Network(format!("response body of {len} bytes is too large"))));
+            return Err(Attempt::Failed(Error::Network(format!(
+                "response body of {len} bytes is too large"
+            ))));
         }
         let mut body = vec![0; len];
         conn.read_exact(&mut body).await.map_err(net)?;
@@ -285,7 +375,11 @@ async fn exchange(
     } else {
         keep_alive = false;
         let mut body = Vec::new();
-        (&mut conn).take(MAX_BODY as u64).read_to_end(&mut body).await.map_err(net)?;
+        (&mut conn)
+            .take(MAX_BODY as u64)
+            .read_to_end(&mut body)
+            .await
+            .map_err(net)?;
         body
     };
     // Repeated headers are joined, as in the other backends.

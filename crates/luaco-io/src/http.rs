@@ -69,11 +69,18 @@ fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option
     let bad = |msg: String| ScriptError::new(ErrorKind::Type, format!("http.request: {msg}"));
     let url = match field("url")? {
         Value::String(s) => s.to_string_lossy().to_string(),
-        other => return Err(bad(format!("url must be a string, got {}", other.type_name()))),
+        other => {
+            return Err(bad(format!(
+                "url must be a string, got {}",
+                other.type_name()
+            )))
+        }
     };
     let parsed = url::Url::parse(&url).map_err(|e| bad(format!("malformed URL '{url}': {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(bad(format!("malformed URL '{url}': only http:// and https:// URLs with a host")));
+        return Err(bad(format!(
+            "malformed URL '{url}': only http:// and https:// URLs with a host"
+        )));
     }
     let method = match field("method")? {
         Value::Nil => "GET".to_owned(),
@@ -84,7 +91,12 @@ fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option
             }
             m
         }
-        other => return Err(bad(format!("method must be a string, got {}", other.type_name()))),
+        other => {
+            return Err(bad(format!(
+                "method must be a string, got {}",
+                other.type_name()
+            )))
+        }
     };
     let mut headers = Vec::new();
     match field("headers")? {
@@ -95,7 +107,10 @@ fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option
                 let (Value::String(k), Value::String(v)) = (&k, &v) else {
                     return Err(bad("headers must map strings to strings".into()));
                 };
-                let (k, v) = (k.to_string_lossy().to_string(), v.to_string_lossy().to_string());
+                let (k, v) = (
+                    k.to_string_lossy().to_string(),
+                    v.to_string_lossy().to_string(),
+                );
                 if k.is_empty() || k.contains([':', '\r', '\n', ' ']) || v.contains(['\r', '\n']) {
                     return Err(bad(format!("invalid header '{k}'")));
                 }
@@ -103,12 +118,22 @@ fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option
             }
             headers.sort();
         }
-        other => return Err(bad(format!("headers must be a table, got {}", other.type_name()))),
+        other => {
+            return Err(bad(format!(
+                "headers must be a table, got {}",
+                other.type_name()
+            )))
+        }
     }
     let body = match field("body")? {
         Value::Nil => None,
         Value::String(s) => Some(s.as_bytes().to_vec()),
-        other => return Err(bad(format!("body must be a string, got {}", other.type_name()))),
+        other => {
+            return Err(bad(format!(
+                "body must be a string, got {}",
+                other.type_name()
+            )))
+        }
     };
     let timeout = match field("timeout_ms")? {
         Value::Nil => None,
@@ -152,8 +177,10 @@ fn request(
     // a malformed URL rejects with kind "type", a denied one with "permission".
     let prepared = parse_request(lua, &args).and_then(|(req, timeout)| match client {
         Some(client) => Ok((client, req, timeout)),
-        None => Err(Error::Permission(format!("network access is not allowed ({})", req.url))
-            .to_script("http.request")),
+        None => Err(
+            Error::Permission(format!("network access is not allowed ({})", req.url))
+                .to_script("http.request"),
+        ),
     });
     let weak = lua.weak();
     let promise = luaco_sched::spawn_lua_promise(engine, lua, async move {
@@ -194,7 +221,8 @@ pub(crate) fn install(
 ) -> mlua::Result<()> {
     let http = lua.create_table()?;
     let (e, c) = (engine.clone(), client.clone());
-    let request_fn = engine.api_function(lua, move |lua, args| request(&e, lua, c.clone(), args))?;
+    let request_fn =
+        engine.api_function(lua, move |lua, args| request(&e, lua, c.clone(), args))?;
     http.raw_set("request", request_fn)?;
     let (e, c) = (engine.clone(), client);
     let get = engine.api_function(lua, move |lua, args| {
@@ -206,7 +234,12 @@ pub(crate) fn install(
             .create_table()
             .and_then(|t| t.raw_set("url", url).map(|()| t))
             .map_err(|e| luaco_core::rust_error_to_script(&e))?;
-        request(&e, lua, c.clone(), MultiValue::from_iter([Value::Table(opts)]))
+        request(
+            &e,
+            lua,
+            c.clone(),
+            MultiValue::from_iter([Value::Table(opts)]),
+        )
     })?;
     http.raw_set("get", get.clone())?;
     api.raw_set("http", http)?;

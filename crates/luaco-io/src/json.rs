@@ -70,7 +70,9 @@ fn encode_into(
                 return Err(type_err("cannot encode a table that contains itself"));
             }
             if path.len() >= MAX_DEPTH {
-                return Err(type_err(format!("tables nested more than {MAX_DEPTH} deep")));
+                return Err(type_err(format!(
+                    "tables nested more than {MAX_DEPTH} deep"
+                )));
             }
             path.push(ptr);
             encode_table(t, array_mt, out, path)?;
@@ -100,10 +102,14 @@ fn encode_table(
         }
         entries.push((k, v));
     }
-    let is_array = forced_array
-        || (!entries.is_empty() && all_int && max_int as usize == entries.len());
+    let is_array =
+        forced_array || (!entries.is_empty() && all_int && max_int as usize == entries.len());
     if is_array {
-        let n = if forced_array { t.raw_len() } else { entries.len() };
+        let n = if forced_array {
+            t.raw_len()
+        } else {
+            entries.len()
+        };
         out.push(b'[');
         for i in 1..=n {
             if i > 1 {
@@ -124,7 +130,12 @@ fn encode_table(
                 .to_string(),
             Value::Integer(i) => i.to_string(),
             Value::Number(n) if n.is_finite() => n.to_string(),
-            other => return Err(type_err(format!("cannot encode a {} key", other.type_name()))),
+            other => {
+                return Err(type_err(format!(
+                    "cannot encode a {} key",
+                    other.type_name()
+                )))
+            }
         };
         keyed.push((key, v));
     }
@@ -202,7 +213,8 @@ impl<'de> Visitor<'de> for LuaSeed<'_> {
             t.raw_set(i, v).map_err(de_err)?;
             i += 1;
         }
-        t.set_metatable(Some(self.array_mt.clone())).map_err(de_err)?;
+        t.set_metatable(Some(self.array_mt.clone()))
+            .map_err(de_err)?;
         Ok(Value::Table(t))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
@@ -234,7 +246,13 @@ pub(crate) fn install(engine: &Engine, lua: &Lua, api: &Table) -> mlua::Result<(
     let decode_fn = engine.api_function(lua, move |lua, args: MultiValue| -> ApiResult<Value> {
         match args.front() {
             Some(Value::String(s)) => decode(lua, &s.as_bytes(), &mt),
-            other => Err(luaco_core::type_error(lua, "json.decode", 1, "string", other)),
+            other => Err(luaco_core::type_error(
+                lua,
+                "json.decode",
+                1,
+                "string",
+                other,
+            )),
         }
     })?;
     json.raw_set("decode", decode_fn.clone())?;
@@ -243,7 +261,9 @@ pub(crate) fn install(engine: &Engine, lua: &Lua, api: &Table) -> mlua::Result<(
         "array",
         engine.api_function(lua, move |lua, args: MultiValue| -> ApiResult<Value> {
             let t = match args.front() {
-                None | Some(Value::Nil) => lua.create_table().map_err(|e| luaco_core::rust_error_to_script(&e))?,
+                None | Some(Value::Nil) => lua
+                    .create_table()
+                    .map_err(|e| luaco_core::rust_error_to_script(&e))?,
                 Some(Value::Table(t)) => t.clone(),
                 other => return Err(luaco_core::type_error(lua, "json.array", 1, "table", other)),
             };

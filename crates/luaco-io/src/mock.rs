@@ -56,7 +56,8 @@ impl MockHttp {
 
     /// Fails `method url` with a network error saying `message`.
     pub fn fail(mut self, method: &str, url: &str, message: &str) -> MockHttp {
-        self.routes.insert(key(method, url), Err(message.to_owned()));
+        self.routes
+            .insert(key(method, url), Err(message.to_owned()));
         self
     }
 
@@ -73,7 +74,10 @@ fn key(method: &str, url: &str) -> (String, String) {
 
 impl HttpClient for MockHttp {
     fn send(&self, request: HttpRequest) -> LocalBoxFuture<Result<HttpResponse, Error>> {
-        let found = self.routes.get(&key(&request.method, request.url.as_str())).cloned();
+        let found = self
+            .routes
+            .get(&key(&request.method, request.url.as_str()))
+            .cloned();
         self.log.borrow_mut().push(request);
         Box::pin(async move {
             match found {

@@ -76,7 +76,11 @@ impl HttpClient for SurfClient {
                 .map_err(|e| Error::Network(format!("{url}: reading the body: {e}")))?;
             let mut headers = Vec::new();
             for (name, values) in response.iter() {
-                let joined = values.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ");
+                let joined = values
+                    .iter()
+                    .map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 headers.push((name.as_str().to_ascii_lowercase(), joined));
             }
             Ok(HttpResponse {

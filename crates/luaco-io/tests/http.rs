@@ -21,22 +21,34 @@ fn refused_url() -> String {
 fn behaviour_suite(client: Rc<dyn HttpClient>) {
     let server = TestServer::start().expect("server");
     let env = common::env(Some(client), None);
-    env.lua.globals().set("BASE", server.url()).unwrap();
-    env.lua.globals().set("REFUSED", refused_url()).unwrap();
+    env.lua
+        .globals()
+        .set("BASE", server.url())
+        .expect("test setup");
+    env.lua
+        .globals()
+        .set("REFUSED", refused_url())
+        .expect("test setup");
     env.run_ok("http.lua", &common::fixture("http.lua"));
     let c = server.counters();
     let requests = c.requests.load(Ordering::SeqCst);
     let connections = c.connections.load(Ordering::SeqCst);
     assert!(requests >= 207, "{requests} requests");
     // 200 requests at once share a bounded number of connections per host.
-    assert!(connections <= 128, "{connections} connections for {requests} requests");
+    assert!(
+        connections <= 128,
+        "{connections} connections for {requests} requests"
+    );
     // Sequential requests reuse one connection.
     env.run_ok(
         "reuse",
         r#"for i = 1, 20 do assert(await(http_get(BASE .. "/hello")).status == 200) end return "ok""#,
     );
     let more = c.connections.load(Ordering::SeqCst) - connections;
-    assert!(more <= 1, "{more} new connections for 20 sequential requests");
+    assert!(
+        more <= 1,
+        "{more} new connections for 20 sequential requests"
+    );
 }
 
 #[test]
@@ -71,7 +83,10 @@ fn cancelling_a_task_closes_its_connection() {
     "#,
     );
     assert!(
-        server.wait_for(Duration::from_secs(3), |c| c.closed_early.load(Ordering::SeqCst) == 1),
+        server.wait_for(Duration::from_secs(3), |c| c
+            .closed_early
+            .load(Ordering::SeqCst)
+            == 1),
         "the server never saw the connection close"
     );
     // Nothing keeps the loop alive afterwards.
@@ -92,7 +107,10 @@ fn timeout_closes_the_connection_too() {
         return "ok"
     "#,
     );
-    assert!(server.wait_for(Duration::from_secs(3), |c| c.closed_early.load(Ordering::SeqCst) == 1));
+    assert!(server.wait_for(Duration::from_secs(3), |c| c
+        .closed_early
+        .load(Ordering::SeqCst)
+        == 1));
 }
 
 #[test]

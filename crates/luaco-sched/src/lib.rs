@@ -390,9 +390,9 @@ where
     let weak = lua.weak();
     spawn_lua_promise(engine, lua, async move {
         let value = future.await?;
-        let lua = weak
-            .try_upgrade()
-            .ok_or_else(|| ScriptError::new(luaco_core::ErrorKind::Runtime, "the Lua state is gone"))?;
+        let lua = weak.try_upgrade().ok_or_else(|| {
+            ScriptError::new(luaco_core::ErrorKind::Runtime, "the Lua state is gone")
+        })?;
         value
             .to_lua_value(&lua)
             .map_err(|e| luaco_core::rust_error_to_script(&e))

@@ -146,7 +146,10 @@ impl Runtime {
             .engine()
             .set_observer(Some(Rc::new(TracingObserver) as Rc<dyn Observer>));
         let io = IoConfig {
-            http: config.allow_net.then(|| config.http_client.clone().or_else(default_http)).flatten(),
+            http: config
+                .allow_net
+                .then(|| config.http_client.clone().or_else(default_http))
+                .flatten(),
             fs: config.allow_fs.then(|| {
                 config
                     .file_system

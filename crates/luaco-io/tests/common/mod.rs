@@ -45,7 +45,9 @@ pub fn env(http: Option<Rc<dyn HttpClient>>, fs: Option<Rc<dyn FileSystem>>) -> 
 }
 
 pub fn fixture(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lua").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/lua")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -58,16 +60,25 @@ impl Env {
             .set_name(format!("={name}"))
             .into_function()
             .expect("compile");
-        let p = self.sched.engine().spawn(&self.lua, f, (), name).expect("spawn");
-        let end = self
+        let p = self
             .sched
-            .run_until(|| !p.is_pending(), Some(Instant::now() + Duration::from_secs(30)));
+            .engine()
+            .spawn(&self.lua, f, (), name)
+            .expect("spawn");
+        let end = self.sched.run_until(
+            || !p.is_pending(),
+            Some(Instant::now() + Duration::from_secs(30)),
+        );
         assert_eq!(end, RunEnd::Done, "{name} did not finish");
         match p.outcome() {
             Some(Outcome::Resolved(mlua::Value::String(s))) if s.as_bytes().as_ref() == b"ok" => {}
             Some(Outcome::Rejected(reason)) => {
                 let e = self.sched.engine().script_error(&reason);
-                panic!("{name} failed: {}\n{}", e.message, e.traceback.unwrap_or_default());
+                panic!(
+                    "{name} failed: {}\n{}",
+                    e.message,
+                    e.traceback.unwrap_or_default()
+                );
             }
             other => panic!("{name} returned {other:?}"),
         }
