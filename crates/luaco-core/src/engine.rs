@@ -586,10 +586,15 @@ impl Engine {
             0,
             None,
         ));
-        let id = self.spawn_task(lua, func, args, &promise, None, site)?;
-        if let Some(task) = self.0.tasks.borrow_mut().get_mut(id) {
-            task.script_name = Rc::from(script_name);
-        }
+        self.spawn_named(
+            lua,
+            func,
+            args,
+            &promise,
+            None,
+            site,
+            Some(Rc::from(script_name)),
+        )?;
         Ok(promise)
     }
 
@@ -654,11 +659,32 @@ impl Engine {
         parent: Option<TaskId>,
         spawn_site: Option<Rc<SpawnSite>>,
     ) -> mlua::Result<TaskId> {
+        self.spawn_named(lua, func, args, promise, parent, spawn_site, None)
+    }
+
+    /// Spawns a task; without a `name` it takes its parent's script name
+    /// (or the running task's, for handlers), else the default.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_named(
+        &self,
+        lua: &Lua,
+        func: Function,
+        args: MultiValue,
+        promise: &Promise,
+        parent: Option<TaskId>,
+        spawn_site: Option<Rc<SpawnSite>>,
+        name: Option<Rc<str>>,
+    ) -> mlua::Result<TaskId> {
         let thread = self.take_thread(lua)?;
         let serial = self.0.serial.get() + 1;
         self.0.serial.set(serial);
-        let script_name = parent
-            .and_then(|p| self.0.tasks.borrow().get(p).map(|t| t.script_name.clone()))
+        let script_name = name
+            .or_else(|| {
+                let tasks = self.0.tasks.borrow();
+                parent
+                    .or(self.0.current.get())
+                    .and_then(|p| tasks.get(p).map(|t| t.script_name.clone()))
+            })
             .unwrap_or_else(|| self.0.default_name.clone());
         let id = {
             let mut tasks = self.0.tasks.borrow_mut();
@@ -853,7 +879,7 @@ impl Engine {
 
     fn cancel_task(&self, lua: &Lua, id: TaskId) {
         let running = self.0.current.get() == Some(id);
-        let (thread, children) = {
+        let (removed, children) = {
             let mut tasks = self.0.tasks.borrow_mut();
             if running {
                 let Some(task) = tasks.get_mut(id) else {
@@ -862,17 +888,18 @@ impl Engine {
                 task.cancelled = true;
                 (None, std::mem::take(&mut task.children))
             } else {
-                let Some(task) = tasks.remove(id) else {
+                let Some(mut task) = tasks.remove(id) else {
                     return;
                 };
-                if self.0.lifecycle.get() {
-                    self.emit_for(Lifecycle::Cancelled, &task, PromiseStatus::Cancelled);
-                }
-                (Some(task.thread), task.children)
+                let children = std::mem::take(&mut task.children);
+                (Some(task), children)
             }
         };
-        if let Some(thread) = thread {
-            self.close_thread(lua, thread);
+        if let Some(task) = removed {
+            if self.0.lifecycle.get() {
+                self.emit_for(Lifecycle::Cancelled, &task, PromiseStatus::Cancelled);
+            }
+            self.close_thread(lua, task.thread);
         }
         for child in children {
             self.cancel(lua, &child);
@@ -918,9 +945,28 @@ impl Engine {
         let Some(observer) = observer else {
             return;
         };
-        let tasks = self.0.tasks.borrow();
-        if let Some(task) = tasks.get(id) {
-            let info = task_info(task, task.promise.status());
+        // Copy what the observer sees, so it may call back into the engine.
+        let snapshot = {
+            let tasks = self.0.tasks.borrow();
+            tasks.get(id).map(|t| {
+                let info = task_info(t, t.promise.status());
+                (
+                    info.thread_id,
+                    t.script_name.clone(),
+                    info.status,
+                    info.execution_time,
+                    info.yield_count,
+                )
+            })
+        };
+        if let Some((thread_id, name, status, execution_time, yield_count)) = snapshot {
+            let info = TaskInfo {
+                thread_id,
+                script_name: &name,
+                status,
+                execution_time,
+                yield_count,
+            };
             observer.lifecycle(event, &info);
         }
     }
@@ -936,7 +982,7 @@ impl Engine {
     // The Lua API
 
     /// The fast half of `await`: the Lua side has already checked that it
-    /// runs in a task thread and that `promise` is a userdata.
+    /// runs in a task thread.
     fn peek(&self, lua: &Lua, promise: &Promise) -> mlua::Result<(i32, Value)> {
         promise.set_handled();
         let state = promise.0.state.borrow();
@@ -1082,7 +1128,18 @@ impl Engine {
         let engine = self.clone();
         prims.raw_set(
             "peek",
-            lua.create_function(move |lua, p: mlua::UserDataRef<Promise>| engine.peek(lua, &p))?,
+            // `Either` reads a promise straight off the Lua stack (no
+            // reference is made); anything else falls through to the error.
+            lua.create_function(
+                move |lua, p: mlua::Either<mlua::UserDataRef<Promise>, Value>| match p {
+                    mlua::Either::Left(p) => engine.peek(lua, &p),
+                    mlua::Either::Right(_) => engine.raise_code(
+                        lua,
+                        ErrorKind::Type,
+                        "await() requires a promise argument",
+                    ),
+                },
+            )?,
         )?;
         let engine = self.clone();
         prims.raw_set(

@@ -50,9 +50,6 @@ local function await(p)
   if not task_threads[running()] then
     error(make_error("runtime", "await() called outside an async task", 2), 2)
   end
-  if type(p) ~= "userdata" then
-    error(make_error("type", "await() requires a promise argument", 2), 2)
-  end
   local st, v = peek(p)
   if st == 0 then
     -- Only the scheduler passes KEY; anything else resuming us is ignored.
@@ -60,6 +57,7 @@ local function await(p)
     repeat k, st, v = yield(AWAIT) until k == KEY
   end
   if st == 1 then return v end
+  if st == 3 then error(v, 2) end
   reraised = v
   error(v, 0)
 end

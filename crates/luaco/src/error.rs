@@ -21,6 +21,9 @@ pub enum Error {
     /// Nothing is ready or pending, yet the promise has not settled: it never will.
     #[error("the promise can never settle: no task, timer or I/O is left that could settle it")]
     Stalled,
+    /// The runtime that owned the promise was dropped.
+    #[error("the runtime that ran this script was dropped")]
+    RuntimeDropped,
     /// `Config::max_execution_time` passed.
     #[error("timeout: the run exceeded its wall-clock limit")]
     Timeout,

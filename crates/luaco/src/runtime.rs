@@ -336,6 +336,10 @@ impl PromiseHandle {
     /// The resolved value as data, or the rejection as [`Error::Script`].
     /// Fails with [`Error::Pending`] before it settles.
     pub fn result(&self) -> Result<ScriptValue> {
+        // Values live in the Lua state: once the runtime is gone, so are they.
+        let Some(_lua) = self.lua.try_upgrade() else {
+            return Err(Error::RuntimeDropped);
+        };
         match self.promise.outcome() {
             None => Err(Error::Pending),
             Some(Outcome::Resolved(v)) => Ok(ScriptValue::from_lua_value(&v)?),
@@ -351,6 +355,7 @@ impl PromiseHandle {
 
     /// The resolved value as a Lua value (functions and tables kept as they are).
     pub fn value(&self) -> Option<Value> {
+        self.lua.try_upgrade()?;
         match self.promise.outcome() {
             Some(Outcome::Resolved(v)) => Some(v),
             _ => None,
@@ -374,7 +379,7 @@ impl Future for PromiseHandle {
             return Poll::Ready(self.result());
         }
         let Some(lua) = self.lua.try_upgrade() else {
-            return Poll::Ready(Err(Error::Stalled));
+            return Poll::Ready(Err(Error::RuntimeDropped));
         };
         self.engine
             .register_waker(&lua, &self.promise, cx.waker().clone());

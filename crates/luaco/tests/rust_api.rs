@@ -260,3 +260,15 @@ fn pump_returns_when_nothing_is_ready() -> luaco::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_handle_outliving_its_runtime_reports_it() -> luaco::Result<()> {
+    let rt = Runtime::new(Config::default())?;
+    let p = rt.create_async("return { 1, 2 }", ScriptContext::new("t"))?;
+    rt.block_on(&p)?;
+    drop(rt);
+    assert!(matches!(p.result(), Err(Error::RuntimeDropped)));
+    assert!(p.value().is_none());
+    assert!(!p.cancel());
+    Ok(())
+}
