@@ -57,6 +57,18 @@ impl fmt::Debug for dyn HttpClient {
     }
 }
 
+/// Checks that `url` is an absolute http(s) URL with a host.
+fn parse_url(url: &str) -> ApiResult<url::Url> {
+    let bad = |msg: String| ScriptError::new(ErrorKind::Type, format!("http.request: {msg}"));
+    let parsed = url::Url::parse(url).map_err(|e| bad(format!("malformed URL '{url}': {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(bad(format!(
+            "malformed URL '{url}': only http:// and https:// URLs with a host"
+        )));
+    }
+    Ok(parsed)
+}
+
 /// Reads the options table of `http.request`.
 fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option<Duration>)> {
     let Some(Value::Table(opts)) = args.front() else {
@@ -76,12 +88,8 @@ fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option
             )))
         }
     };
-    let parsed = url::Url::parse(&url).map_err(|e| bad(format!("malformed URL '{url}': {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(bad(format!(
-            "malformed URL '{url}': only http:// and https:// URLs with a host"
-        )));
-    }
+    let parsed = parse_url(&url)?;
+
     let method = match field("method")? {
         Value::Nil => "GET".to_owned(),
         Value::String(s) => {
@@ -156,7 +164,12 @@ fn response_table(lua: &Lua, response: HttpResponse) -> mlua::Result<Table> {
     t.raw_set("body", lua.create_string(&response.body)?)?;
     let headers = lua.create_table_with_capacity(0, response.headers.len())?;
     for (k, v) in response.headers {
-        headers.raw_set(k.to_ascii_lowercase(), v)?;
+        // Backends already lower-case names; custom ones may not.
+        if k.bytes().any(|b| b.is_ascii_uppercase()) {
+            headers.raw_set(k.to_ascii_lowercase(), v)?;
+        } else {
+            headers.raw_set(k, v)?;
+        }
     }
     t.raw_set("headers", headers)?;
     Ok(t)
@@ -173,9 +186,19 @@ fn request(
     if !matches!(args.front(), Some(Value::Table(_))) {
         return Err(type_error(lua, "http.request", 1, "table", args.front()));
     }
-    // Past the argument's type, every failure is a rejection, as SPEC says:
-    // a malformed URL rejects with kind "type", a denied one with "permission".
-    let prepared = parse_request(lua, &args).and_then(|(req, timeout)| match client {
+    send(engine, lua, client, parse_request(lua, &args))
+}
+
+/// Starts a parsed request. Past the argument's type every failure is a
+/// rejection, as SPEC says: a malformed URL rejects with kind "type", a
+/// denied one with "permission".
+fn send(
+    engine: &Engine,
+    lua: &Lua,
+    client: Option<Rc<dyn HttpClient>>,
+    parsed: ApiResult<(HttpRequest, Option<Duration>)>,
+) -> ApiResult<Value> {
+    let prepared = parsed.and_then(|(req, timeout)| match client {
         Some(client) => Ok((client, req, timeout)),
         None => Err(
             Error::Permission(format!("network access is not allowed ({})", req.url))
@@ -227,19 +250,19 @@ pub(crate) fn install(
     let (e, c) = (engine.clone(), client);
     let get = engine.api_function(lua, move |lua, args| {
         let url = match args.front() {
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => s.to_string_lossy().to_string(),
             other => return Err(type_error(lua, "http_get", 1, "string", other)),
         };
-        let opts = lua
-            .create_table()
-            .and_then(|t| t.raw_set("url", url).map(|()| t))
-            .map_err(|e| luaco_core::rust_error_to_script(&e))?;
-        request(
-            &e,
-            lua,
-            c.clone(),
-            MultiValue::from_iter([Value::Table(opts)]),
-        )
+        let parsed = parse_url(&url).map(|url| {
+            let req = HttpRequest {
+                method: "GET".into(),
+                url,
+                headers: Vec::new(),
+                body: None,
+            };
+            (req, None)
+        });
+        send(&e, lua, c.clone(), parsed)
     })?;
     http.raw_set("get", get.clone())?;
     api.raw_set("http", http)?;

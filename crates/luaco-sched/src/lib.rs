@@ -82,7 +82,7 @@ struct Shared {
     seq: Cell<u64>,
     clock: Rc<dyn Clock>,
     executor: Rc<LocalExecutor<'static>>,
-    futures: RefCell<HashMap<u64, async_executor::Task<()>>>,
+    futures: RefCell<HashMap<u64, (FutureSlot, async_executor::Task<()>)>>,
     next_future: Cell<u64>,
     /// A cancelled future waits for the executor to drop it: tick even if
     /// no future is left running.
@@ -133,24 +133,45 @@ impl Driver for Shared {
         let id = self.next_future.get();
         self.next_future.set(id + 1);
         let signals = self.signals.clone();
+        // The future sits in a slot the loop can empty: cancelling drops it
+        // right away, not on the executor's next tick.
+        let slot: FutureSlot = Rc::new(RefCell::new(Some(future)));
+        let polled = slot.clone();
         let task = self.executor.spawn(async move {
-            future.await;
+            std::future::poll_fn(|cx| match polled.try_borrow_mut() {
+                Ok(mut guard) => match guard.as_mut() {
+                    Some(f) => f.as_mut().poll(cx),
+                    None => Poll::Ready(()),
+                },
+                Err(_) => Poll::Ready(()),
+            })
+            .await;
+            polled.borrow_mut().take();
             signals.finished.borrow_mut().push(id);
             signals.notify();
         });
-        self.futures.borrow_mut().insert(id, task);
+        self.futures.borrow_mut().insert(id, (slot, task));
         FutureKey(id)
     }
 
     fn cancel_future(&self, key: FutureKey) -> bool {
-        // Dropping an async-executor task cancels it; the executor drops the
-        // future on its next tick, which the loop runs before anything else.
-        let task = self.futures.borrow_mut().remove(&key.0);
+        let entry = self.futures.borrow_mut().remove(&key.0);
+        let Some((slot, task)) = entry else {
+            return false;
+        };
+        // Drop the future now (closing its connections, say). If it is the
+        // one being polled right now, dropping the task handle ends it.
+        let future = slot.try_borrow_mut().ok().and_then(|mut s| s.take());
+        drop(future);
+        drop(task);
         self.needs_tick.set(true);
         self.signals.notify();
-        task.is_some()
+        true
     }
 }
+
+/// A spawned future's slot, shared by its executor task and the loop.
+type FutureSlot = Rc<RefCell<Option<LocalFuture>>>;
 
 /// Settings of a [`Scheduler`].
 #[derive(Clone, Debug, Default)]
@@ -249,13 +270,21 @@ impl Scheduler {
     /// Runs turns until `budget` is spent or nothing is ready. Never blocks:
     /// futures are polled only if they are ready to make progress.
     pub fn pump(&self, budget: Duration) -> PumpStats {
+        self.turns(budget, true)
+    }
+
+    /// The turns of [`pump`](Scheduler::pump). With `poll`, ready futures
+    /// are polled before each turn; without, the caller is the executor.
+    fn turns(&self, budget: Duration, poll: bool) -> PumpStats {
         let start = Instant::now();
         let mut stats = PumpStats::default();
         let Some(lua) = self.lua.try_upgrade() else {
             return stats;
         };
         loop {
-            self.poll_futures();
+            if poll {
+                self.poll_futures();
+            }
             stats.timers_fired += self.fire_timers(&lua);
             let batch = self.shared.ready.borrow().len();
             if batch == 0 {
@@ -283,34 +312,43 @@ impl Scheduler {
     /// Runs the loop until `done()` holds, nothing can happen any more, or
     /// the real-time `deadline` passes. Sleeps (in the I/O reactor) while
     /// nothing is ready.
+    ///
+    /// The whole run happens inside one executor run: the Lua turns are its
+    /// main future, and Rust futures progress whenever the turns wait, with
+    /// no round trip out of the reactor per completed request.
     pub fn run_until(&self, done: impl Fn() -> bool, deadline: Option<Instant>) -> RunEnd {
-        loop {
-            self.pump(Duration::from_millis(5));
-            if done() {
-                return RunEnd::Done;
+        let executor = self.shared.executor.clone();
+        let end = async_io::block_on(executor.run(async {
+            loop {
+                self.turns(Duration::from_millis(5), false);
+                self.reap_futures();
+                if done() {
+                    return RunEnd::Done;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return RunEnd::DeadlinePassed;
+                }
+                if self.ready_count() > 0 {
+                    // A long burst of Lua work: let I/O move before the next.
+                    futures_lite::future::yield_now().await;
+                    continue;
+                }
+                if self.is_idle() {
+                    return RunEnd::Idle;
+                }
+                self.wait_for_work(deadline).await;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return RunEnd::DeadlinePassed;
-            }
-            if self.ready_count() > 0 {
-                continue;
-            }
-            if self.is_idle() {
-                return RunEnd::Idle;
-            }
-            self.wait(deadline);
-        }
+        }));
+        self.reap_futures();
+        end
     }
 
-    /// Blocks until a task is ready, the next timer is due, or `until`.
-    pub fn wait(&self, until: Option<Instant>) {
-        if self.ready_count() > 0
-            || self
-                .next_deadline()
-                .is_some_and(|d| d <= self.shared.clock.now())
-        {
-            return;
-        }
+    /// A future that completes when a task is ready, a future finished, the
+    /// next timer is due, or `until` passes.
+    fn wait_for_work(&self, until: Option<Instant>) -> WaitForWork<'_> {
+        let due_now = self
+            .next_deadline()
+            .is_some_and(|d| d <= self.shared.clock.now());
         let timer_due = self.next_deadline().map(|d| {
             let now = self.shared.clock.now();
             Instant::now() + d.saturating_sub(now)
@@ -319,10 +357,23 @@ impl Scheduler {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let wait = WaitForWork {
+        WaitForWork {
             shared: &self.shared,
-            timer: wake_at.map(async_io::Timer::at),
-        };
+            timer: if due_now {
+                None
+            } else {
+                wake_at.map(async_io::Timer::at)
+            },
+            ready_now: due_now,
+        }
+    }
+
+    /// Blocks until a task is ready, the next timer is due, or `until`.
+    pub fn wait(&self, until: Option<Instant>) {
+        if self.ready_count() > 0 {
+            return;
+        }
+        let wait = self.wait_for_work(until);
         let executor = self.shared.executor.clone();
         async_io::block_on(executor.run(wait));
         self.reap_futures();
@@ -428,12 +479,17 @@ where
 struct WaitForWork<'a> {
     shared: &'a Shared,
     timer: Option<async_io::Timer>,
+    /// A timer is already due: complete at once.
+    ready_now: bool,
 }
 
 impl Future for WaitForWork<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.ready_now {
+            return Poll::Ready(());
+        }
         let signals = &self.shared.signals;
         if !self.shared.ready.borrow().is_empty() || !signals.finished.borrow().is_empty() {
             return Poll::Ready(());

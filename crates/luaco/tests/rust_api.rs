@@ -198,8 +198,18 @@ fn cancelling_a_task_drops_its_rust_future() -> luaco::Result<()> {
             Ok(ScriptValue::Nil)
         }
     })?;
+    let seen = dropped.clone();
+    let was_dropped = rt.lua().create_function(move |_, ()| Ok(seen.get()))?;
+    rt.lua().globals().set("was_dropped", was_dropped)?;
     let p = rt.create_async(
-        "local t = async(function() await(forever()) end); await(sleep(2)); t:cancel(); return t:status()",
+        r#"
+        local t = async(function() await(forever()) end)
+        await(sleep(2))
+        assert(not was_dropped())
+        t:cancel()
+        assert(was_dropped(), "cancel() dropped the future before returning")
+        return t:status()
+    "#,
         ScriptContext::new("t"),
     )?;
     assert_eq!(rt.block_on(&p)?, ScriptValue::from("cancelled"));
