@@ -125,7 +125,7 @@ fn all(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
             }
         }),
     );
-    engine.promise_to_lua(lua, derived).map_err(to_lua_err)
+    engine.promise_value(lua, derived)
 }
 
 fn lua_err(engine: &Engine, lua: &Lua, e: mlua::Error) -> Value {
@@ -183,7 +183,7 @@ fn all_settled(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value>
             }
         }),
     );
-    engine.promise_to_lua(lua, derived).map_err(to_lua_err)
+    engine.promise_value(lua, derived)
 }
 
 fn race(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
@@ -204,7 +204,7 @@ fn race(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
             engine.settle(lua, &target, outcome.clone());
         }),
     );
-    engine.promise_to_lua(lua, derived).map_err(to_lua_err)
+    engine.promise_value(lua, derived)
 }
 
 fn any(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
@@ -255,7 +255,7 @@ fn any(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
             }
         }),
     );
-    engine.promise_to_lua(lua, derived).map_err(to_lua_err)
+    engine.promise_value(lua, derived)
 }
 
 fn timeout(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
@@ -266,7 +266,7 @@ fn timeout(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
     let Some(inner) = engine.promise_from_value(&input) else {
         let p = engine.new_promise();
         engine.resolve(lua, &p, input);
-        return engine.promise_to_lua(lua, p).map_err(to_lua_err);
+        return engine.promise_value(lua, p);
     };
     let derived = engine.new_promise();
     let driver = engine.driver().clone();
@@ -298,7 +298,7 @@ fn timeout(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
             engine.cancel(lua, &timer);
         }),
     );
-    engine.promise_to_lua(lua, derived).map_err(to_lua_err)
+    engine.promise_value(lua, derived)
 }
 
 pub(crate) fn install(engine: &Engine, lua: &Lua, prims: &Table) -> mlua::Result<()> {

@@ -273,6 +273,13 @@ impl Engine {
         Ok(Value::UserData(lua.create_any_userdata(promise)?))
     }
 
+    /// [`promise_to_lua`](Engine::promise_to_lua) for API functions: a
+    /// failure becomes the script-visible error.
+    pub fn promise_value(&self, lua: &Lua, promise: Promise) -> ApiResult<Value> {
+        self.promise_to_lua(lua, promise)
+            .map_err(|e| rust_error_to_script(&e))
+    }
+
     fn cancelled_error(&self, lua: &Lua) -> mlua::Result<Value> {
         self.error_object(
             lua,
@@ -586,7 +593,7 @@ impl Engine {
             0,
             None,
         ));
-        self.spawn_named(
+        self.spawn_task(
             lua,
             func,
             args,
@@ -615,7 +622,7 @@ impl Engine {
         promise: &Promise,
         site: Option<Rc<SpawnSite>>,
     ) {
-        if let Err(e) = self.spawn_task(lua, func, args, promise, None, site) {
+        if let Err(e) = self.spawn_task(lua, func, args, promise, None, site, None) {
             let reason = self.lua_error_value(lua, e);
             self.settle(lua, promise, Outcome::Rejected(reason));
         }
@@ -650,22 +657,10 @@ impl Engine {
         let _ = self.0.task_threads.raw_set(thread, Value::Nil);
     }
 
-    pub(crate) fn spawn_task(
-        &self,
-        lua: &Lua,
-        func: Function,
-        args: MultiValue,
-        promise: &Promise,
-        parent: Option<TaskId>,
-        spawn_site: Option<Rc<SpawnSite>>,
-    ) -> mlua::Result<TaskId> {
-        self.spawn_named(lua, func, args, promise, parent, spawn_site, None)
-    }
-
     /// Spawns a task; without a `name` it takes its parent's script name
     /// (or the running task's, for handlers), else the default.
     #[allow(clippy::too_many_arguments)]
-    fn spawn_named(
+    pub(crate) fn spawn_task(
         &self,
         lua: &Lua,
         func: Function,
@@ -1053,10 +1048,9 @@ impl Engine {
         let promise = self.new_promise();
         let site = self.spawn_site(lua, CALLER);
         let parent = self.0.current.get();
-        self.spawn_task(lua, func, args.collect(), &promise, parent, site)
+        self.spawn_task(lua, func, args.collect(), &promise, parent, site, None)
             .map_err(|e| rust_error_to_script(&e))?;
-        self.promise_to_lua(lua, promise)
-            .map_err(|e| rust_error_to_script(&e))
+        self.promise_value(lua, promise)
     }
 
     fn promise_methods(&self, lua: &Lua) -> mlua::Result<Table> {

@@ -331,17 +331,9 @@ fn operation<T: 'static>(
     future: LocalBoxFuture<Result<T, Error>>,
     to_lua: impl FnOnce(&Lua, T) -> mlua::Result<Value> + 'static,
 ) -> ApiResult<Value> {
-    let weak = lua.weak();
-    let promise = luaco_sched::spawn_lua_promise(engine, lua, async move {
-        let value = future.await.map_err(|e| e.to_script(name))?;
-        let lua = weak.try_upgrade().ok_or_else(|| {
-            luaco_core::ScriptError::new(luaco_core::ErrorKind::Runtime, "the Lua state is gone")
-        })?;
-        to_lua(&lua, value).map_err(|e| luaco_core::rust_error_to_script(&e))
-    });
-    engine
-        .promise_to_lua(lua, promise)
-        .map_err(|e| luaco_core::rust_error_to_script(&e))
+    let future = async move { future.await.map_err(|e| e.to_script(name)) };
+    let promise = luaco_sched::spawn_converted(engine, lua, future, to_lua);
+    engine.promise_value(lua, promise)
 }
 
 pub(crate) fn install(

@@ -205,8 +205,7 @@ fn send(
                 .to_script("http.request"),
         ),
     });
-    let weak = lua.weak();
-    let promise = luaco_sched::spawn_lua_promise(engine, lua, async move {
+    let future = async move {
         let (client, req, timeout) = prepared?;
         let url = req.url.to_string();
         let send = client.send(req);
@@ -223,17 +222,12 @@ fn send(
             }
             None => send.await,
         };
-        let response = result.map_err(|e| e.to_script("http.request"))?;
-        let lua = weak
-            .try_upgrade()
-            .ok_or_else(|| ScriptError::new(ErrorKind::Runtime, "the Lua state is gone"))?;
-        response_table(&lua, response)
-            .map(Value::Table)
-            .map_err(|e| luaco_core::rust_error_to_script(&e))
+        result.map_err(|e| e.to_script("http.request"))
+    };
+    let promise = luaco_sched::spawn_converted(engine, lua, future, |lua, response| {
+        response_table(lua, response).map(Value::Table)
     });
-    engine
-        .promise_to_lua(lua, promise)
-        .map_err(|e| luaco_core::rust_error_to_script(&e))
+    engine.promise_value(lua, promise)
 }
 
 pub(crate) fn install(

@@ -438,15 +438,26 @@ pub fn spawn_promise<F>(engine: &Engine, lua: &Lua, future: F) -> Promise
 where
     F: Future<Output = Result<ScriptValue, ScriptError>> + 'static,
 {
+    spawn_converted(engine, lua, future, |lua, value| value.to_lua_value(lua))
+}
+
+/// Runs `future` on the loop and settles the returned promise with its
+/// output, turned into a Lua value by `convert` once it is ready. Like
+/// [`spawn_promise`], for results that are not plain data (a response
+/// table, file contents as a Lua string).
+pub fn spawn_converted<F, T, C>(engine: &Engine, lua: &Lua, future: F, convert: C) -> Promise
+where
+    F: Future<Output = Result<T, ScriptError>> + 'static,
+    T: 'static,
+    C: FnOnce(&Lua, T) -> mlua::Result<Value> + 'static,
+{
     let weak = lua.weak();
     spawn_lua_promise(engine, lua, async move {
-        let value = future.await?;
+        let output = future.await?;
         let lua = weak.try_upgrade().ok_or_else(|| {
             ScriptError::new(luaco_core::ErrorKind::Runtime, "the Lua state is gone")
         })?;
-        value
-            .to_lua_value(&lua)
-            .map_err(|e| luaco_core::rust_error_to_script(&e))
+        convert(&lua, output).map_err(|e| luaco_core::rust_error_to_script(&e))
     })
 }
 

@@ -115,8 +115,7 @@ pub(crate) fn install(engine: &Engine, lua: &Lua) -> mlua::Result<()> {
         engine.api_function(lua, move |lua, args| {
             let delay = duration_from_ms(lua, "sleep", 1, args.front())?;
             let promise = start_timer(&e, delay, true);
-            e.promise_to_lua(lua, promise)
-                .map_err(|e| rust_error_to_script(&e))
+            e.promise_value(lua, promise)
         })?,
     )?;
     let e = engine.clone();

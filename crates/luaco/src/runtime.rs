@@ -293,9 +293,7 @@ impl Runtime {
                 values.push(value);
             }
             let promise = luaco_sched::spawn_promise(&engine, lua, f(values));
-            engine
-                .promise_to_lua(lua, promise)
-                .map_err(|e| luaco_core::rust_error_to_script(&e))
+            engine.promise_value(lua, promise)
         })?;
         self.api.raw_set(name, function.clone())?;
         if self.config.globals {
