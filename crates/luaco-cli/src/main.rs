@@ -8,7 +8,10 @@ use std::rc::Rc;
 
 use clap::{Parser, Subcommand};
 use luaco::mlua;
-use luaco::{Config, Observer, PromiseStatus, Runtime, ScriptContext, ScriptError};
+use luaco::{
+    Config, Lifecycle, Observer, PromiseStatus, Runtime, ScriptContext, ScriptError, TaskInfo,
+    TracingObserver,
+};
 
 /// Runs Lua 5.4 scripts with async/await on coroutines.
 #[derive(Debug, Parser)]
@@ -33,20 +36,31 @@ struct RunArgs {
     /// Run CODE instead of a file; all positional arguments go to the script.
     #[arg(short = 'e', value_name = "CODE")]
     code: Option<String>,
+    /// Print task lifecycle events (in per-task spans) on stderr.
+    #[arg(long)]
+    trace: bool,
     /// The script to run, then its arguments (in the global `arg`).
     #[arg(value_name = "FILE [ARGS]...", trailing_var_arg = true)]
     rest: Vec<String>,
 }
 
-/// Prints unhandled rejections as they are detected and counts them.
+/// Prints unhandled rejections as they are detected and counts them; with
+/// `--trace`, also reports every task's lifecycle through `tracing`.
 #[derive(Default)]
 struct Reporter {
     unhandled: Cell<usize>,
+    trace: Option<TracingObserver>,
 }
 
 impl Observer for Reporter {
     fn wants_lifecycle(&self) -> bool {
-        false
+        self.trace.as_ref().is_some_and(|t| t.wants_lifecycle())
+    }
+
+    fn lifecycle(&self, event: Lifecycle, task: &TaskInfo<'_>) {
+        if let Some(t) = &self.trace {
+            t.lifecycle(event, task);
+        }
     }
 
     fn unhandled_rejection(&self, error: &ScriptError) {
@@ -106,7 +120,15 @@ fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
-    match execute(&source, &chunk_name, &script_path, &script_args) {
+    if args.trace {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_target(false)
+            .without_time()
+            .init();
+    }
+    match execute(&source, &chunk_name, &script_path, &script_args, args.trace) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -120,9 +142,13 @@ fn execute(
     chunk_name: &str,
     script_path: &str,
     script_args: &[String],
+    trace: bool,
 ) -> luaco::Result<ExitCode> {
     let rt = Runtime::new(Config::default())?;
-    let reporter = Rc::new(Reporter::default());
+    let reporter = Rc::new(Reporter {
+        unhandled: Cell::new(0),
+        trace: trace.then(TracingObserver::new),
+    });
     rt.set_observer(reporter.clone());
     let lua = rt.lua();
     let arg = lua.create_table()?;

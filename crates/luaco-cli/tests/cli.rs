@@ -180,3 +180,29 @@ fn never_panics_on_hostile_scripts() {
         );
     }
 }
+
+#[test]
+fn trace_reports_every_task_in_its_span() {
+    let out = luaco(&[
+        "run",
+        "--trace",
+        "-e",
+        "local t = async(function() await(sleep(1)) return 7 end) print(await(t))",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), "7\n");
+    let err = text(&out.stderr);
+    for event in [
+        "coroutine.created",
+        "coroutine.started",
+        "coroutine.yielded",
+        "coroutine.resumed",
+        "coroutine.completed",
+    ] {
+        assert!(err.contains(event), "missing {event}: {err}");
+    }
+    assert!(err.contains("task{id=2"), "{err}");
+    // Without --trace, nothing.
+    let quiet = luaco(&["run", "-e", "await(sleep(1))"]);
+    assert!(quiet.stderr.is_empty());
+}

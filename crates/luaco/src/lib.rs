@@ -5,7 +5,7 @@ mod error;
 mod runtime;
 
 pub use error::{Error, Result};
-pub use runtime::{Config, PromiseHandle, RejectionLog, Runtime, ScriptContext};
+pub use runtime::{Config, PromiseHandle, RejectionLog, Runtime, ScriptContext, TracingObserver};
 
 #[doc(inline)]
 pub use luaco_core::{

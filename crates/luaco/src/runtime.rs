@@ -1,6 +1,7 @@
 //! [`Runtime`], [`Config`], [`ScriptContext`] and [`PromiseHandle`].
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +10,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use luaco_core::{
-    Engine, ErrorKind, Observer, Options, Outcome, Promise, PromiseStatus, ScriptError, ScriptValue,
+    Engine, ErrorKind, Lifecycle, Observer, Options, Outcome, Promise, PromiseStatus, ScriptError,
+    ScriptValue, TaskInfo,
 };
 use luaco_io::{FileSystem, HttpClient, IoConfig, RealFs};
 use luaco_sched::{PumpStats, RunEnd, Scheduler, SchedulerOptions};
@@ -93,17 +95,77 @@ fn default_http() -> Option<Rc<dyn HttpClient>> {
     None
 }
 
-/// Unhandled rejections go to `tracing` unless the host installs its own
-/// observer.
-struct TracingObserver;
+/// Reports to `tracing`: each task runs inside a `task` span carrying its
+/// id and script name, its lifecycle points are DEBUG events in that span,
+/// and unhandled rejections are WARN events. The runtime installs one by
+/// default; lifecycle tracking is on only when a subscriber wants DEBUG
+/// events from luaco at the time the observer is made (else it costs nothing).
+#[derive(Debug)]
+pub struct TracingObserver {
+    lifecycle: bool,
+    spans: RefCell<HashMap<u64, tracing::Span>>,
+    entered: RefCell<Option<(u64, tracing::span::EnteredSpan)>>,
+}
+
+impl TracingObserver {
+    /// An observer for the current tracing subscriber.
+    pub fn new() -> TracingObserver {
+        TracingObserver {
+            lifecycle: tracing::enabled!(target: "luaco", tracing::Level::DEBUG),
+            spans: RefCell::default(),
+            entered: RefCell::default(),
+        }
+    }
+}
+
+impl Default for TracingObserver {
+    fn default() -> Self {
+        TracingObserver::new()
+    }
+}
 
 impl Observer for TracingObserver {
     fn wants_lifecycle(&self) -> bool {
-        false
+        self.lifecycle
+    }
+
+    fn lifecycle(&self, event: Lifecycle, task: &TaskInfo<'_>) {
+        let id = task.thread_id;
+        if event == Lifecycle::Created {
+            let span = tracing::debug_span!(target: "luaco", "task", id, script = task.script_name);
+            self.spans.borrow_mut().insert(id, span);
+        }
+        let span = self.spans.borrow().get(&id).cloned();
+        if let (Some(span), Lifecycle::Started | Lifecycle::Resumed) = (&span, event) {
+            *self.entered.borrow_mut() = Some((id, span.clone().entered()));
+        }
+        tracing::debug!(
+            target: "luaco",
+            parent: span.as_ref().and_then(|s| s.id()),
+            event = event.event_name(),
+            status = %task.status,
+            execution_time_ms = task.execution_time.as_secs_f64() * 1000.0,
+            yield_count = task.yield_count,
+        );
+        if matches!(
+            event,
+            Lifecycle::Yielded | Lifecycle::Completed | Lifecycle::Failed | Lifecycle::Cancelled
+        ) {
+            let mut entered = self.entered.borrow_mut();
+            if entered.as_ref().is_some_and(|(current, _)| *current == id) {
+                entered.take();
+            }
+        }
+        if matches!(
+            event,
+            Lifecycle::Completed | Lifecycle::Failed | Lifecycle::Cancelled
+        ) {
+            self.spans.borrow_mut().remove(&id);
+        }
     }
 
     fn unhandled_rejection(&self, error: &ScriptError) {
-        tracing::warn!(kind = %error.kind, "unhandled rejection: {}", error.message);
+        tracing::warn!(target: "luaco", kind = %error.kind, "unhandled rejection: {}", error.message);
     }
 }
 
@@ -144,7 +206,7 @@ impl Runtime {
         )?;
         sched
             .engine()
-            .set_observer(Some(Rc::new(TracingObserver) as Rc<dyn Observer>));
+            .set_observer(Some(Rc::new(TracingObserver::new()) as Rc<dyn Observer>));
         let io = IoConfig {
             http: config
                 .allow_net
