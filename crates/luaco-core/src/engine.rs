@@ -789,7 +789,7 @@ impl Engine {
                     };
                     if task.cancelled {
                         drop(tasks);
-                        self.finish_cancelled(lua, id);
+                        self.finish_cancelled(id);
                         return;
                     }
                     task.yields += 1;
@@ -894,7 +894,7 @@ impl Engine {
             if self.0.lifecycle.get() {
                 self.emit_for(Lifecycle::Cancelled, &task, PromiseStatus::Cancelled);
             }
-            self.close_thread(lua, task.thread);
+            self.close_thread(task.thread);
         }
         for child in children {
             self.cancel(lua, &child);
@@ -902,18 +902,18 @@ impl Engine {
     }
 
     /// A task cancelled while it ran has now stopped: close it.
-    fn finish_cancelled(&self, lua: &Lua, id: TaskId) {
+    fn finish_cancelled(&self, id: TaskId) {
         let task = self.0.tasks.borrow_mut().remove(id);
         if let Some(task) = task {
             if self.0.lifecycle.get() {
                 self.emit_for(Lifecycle::Cancelled, &task, PromiseStatus::Cancelled);
             }
-            self.close_thread(lua, task.thread);
+            self.close_thread(task.thread);
         }
     }
 
     /// Closes a suspended coroutine, running its pending `__close` handlers.
-    fn close_thread(&self, lua: &Lua, thread: Thread) {
+    fn close_thread(&self, thread: Thread) {
         let runner = self.items().runner.clone();
         match thread.reset(runner) {
             Ok(()) => self.recycle(thread),
@@ -923,7 +923,6 @@ impl Engine {
                 // cancelled: nobody can catch it, so report it.
                 let mut err = rust_error_to_script(&e);
                 err.message = format!("error while closing a cancelled task: {}", err.message);
-                let _ = lua;
                 let observer = self.0.observer.borrow().clone();
                 if let Some(o) = observer {
                     o.unhandled_rejection(&err);

@@ -108,3 +108,22 @@ fn each_rejection_is_reported_once() {
         .expect("pump");
     assert_eq!(r.unhandled.len(), 1);
 }
+
+#[test]
+fn an_error_in_close_during_cancel_is_reported() {
+    let m = messages(
+        r#"
+        local t = async(function()
+          local guard <close> = setmetatable({}, { __close = function() error("close failed") end })
+          await(sleep(1000))
+        end)
+        await(sleep(1))
+        assert(t:cancel())
+        assert(t:status() == "cancelled")
+        await(sleep(1))
+    "#,
+    );
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(m[0].contains("error while closing a cancelled task"), "{m:?}");
+    assert!(m[0].contains("close failed"), "{m:?}");
+}
