@@ -124,6 +124,9 @@ fn an_error_in_close_during_cancel_is_reported() {
     "#,
     );
     assert_eq!(m.len(), 1, "{m:?}");
-    assert!(m[0].contains("error while closing a cancelled task"), "{m:?}");
+    assert!(
+        m[0].contains("error while closing a cancelled task"),
+        "{m:?}"
+    );
     assert!(m[0].contains("close failed"), "{m:?}");
 }
