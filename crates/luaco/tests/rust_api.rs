@@ -282,3 +282,43 @@ fn a_handle_outliving_its_runtime_reports_it() -> luaco::Result<()> {
     assert!(!p.cancel());
     Ok(())
 }
+
+#[test]
+fn io_backends_and_permissions_come_from_config() -> luaco::Result<()> {
+    let denied = Runtime::new(Config {
+        allow_net: false,
+        allow_fs: false,
+        ..Config::default()
+    })?;
+    let p = denied.create_async(
+        r#"
+        local ok1, e1 = pcall(await, http_get("http://127.0.0.1:9/"))
+        local ok2, e2 = pcall(await, fs.read("/etc/hostname"))
+        return e1.kind .. " " .. e2.kind
+    "#,
+        ScriptContext::new("denied"),
+    )?;
+    assert_eq!(
+        denied.block_on(&p)?,
+        ScriptValue::from("permission permission")
+    );
+
+    let mem = Rc::new(luaco::io::MemFs::new());
+    mem.create_dir("/box");
+    let mock = Rc::new(luaco::io::MockHttp::new().route("GET", "http://api.test/", 200, "mocked"));
+    let custom = Runtime::new(Config {
+        file_system: Some(mem.clone()),
+        http_client: Some(mock.clone()),
+        ..Config::default()
+    })?;
+    let p = custom.create_async(
+        r#"
+        await(fs.write("/box/note.txt", await(http_get("http://api.test/")).body))
+        return await(fs.read("/box/note.txt"))
+    "#,
+        ScriptContext::new("custom"),
+    )?;
+    assert_eq!(custom.block_on(&p)?, ScriptValue::from("mocked"));
+    assert_eq!(mock.requests().len(), 1);
+    Ok(())
+}
