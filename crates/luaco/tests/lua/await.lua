@@ -47,6 +47,16 @@ assert(sum == 10)
 -- where Lua cannot yield, await of a pending promise raises
 local okc2, ec2 = pcall(table.sort, { 3, 1, 2 }, function(a, b) await(sleep(1)); return a < b end)
 assert(not okc2 and tostring(ec2):find("yield across", 1, true), tostring(ec2))
+local okg, eg = pcall(string.gsub, "abc", "%w", function(c) await(sleep(1)); return c end)
+assert(not okg and tostring(eg):find("yield across", 1, true), tostring(eg))
+local slow_name = setmetatable({}, { __tostring = function() await(sleep(1)); return "x" end })
+local okt, et = pcall(tostring, slow_name)
+assert(not okt and tostring(et):find("yield across", 1, true), tostring(et))
+-- a settled promise needs no yield, so it works even there
+local sorted = { 3, 1, 2 }
+local settled = promise.resolve(true)
+table.sort(sorted, function(a, b) return await(settled) and a < b end)
+assert(sorted[1] == 1 and sorted[3] == 3)
 
 -- <close> values are closed on normal exit and on error
 local closed = {}
