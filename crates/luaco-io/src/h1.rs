@@ -25,7 +25,7 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Response bodies larger than this are refused.
 const MAX_BODY: usize = 256 * 1024 * 1024;
 /// Idle connections kept per host.
-const MAX_IDLE: usize = 32;
+const MAX_IDLE: usize = MAX_PER_HOST;
 /// Connections open at once per host (as curl's default pool); more
 /// requests wait for a connection to come free.
 const MAX_PER_HOST: usize = 64;
