@@ -729,6 +729,8 @@ impl Engine {
                     // Woken before the promise settled: keep waiting.
                     None => return,
                     Some(o) => {
+                        // The task gets the value now: it is delivered.
+                        p.0.undelivered.borrow_mut().take();
                         task.waiting_on = None;
                         Input::Settled(o)
                     }
@@ -895,6 +897,15 @@ impl Engine {
                 self.emit_for(Lifecycle::Cancelled, &task, PromiseStatus::Cancelled);
             }
             self.close_thread(task.thread);
+            // Woken but never resumed: what it was given goes back.
+            if let Some(p) = task.waiting_on {
+                if let Some(Outcome::Resolved(v)) = p.outcome() {
+                    let hook = p.0.undelivered.borrow_mut().take();
+                    if let Some(hook) = hook {
+                        let _ = hook.call::<()>(v);
+                    }
+                }
+            }
         }
         for child in children {
             self.cancel(lua, &child);
@@ -1190,31 +1201,36 @@ impl Engine {
         let engine = self.clone();
         prims.raw_set(
             "deferred",
-            lua.create_function(move |lua, on_cancel: Option<Function>| {
-                let p = engine.new_promise();
-                if let Some(on_cancel) = on_cancel {
-                    // An operation with clean-up: part of the running task.
-                    engine.track(&p);
-                    p.0.state
-                        .borrow_mut()
-                        .push_watcher(Waiter::Callback(Box::new(move |_, _, outcome| {
-                            if matches!(outcome, Outcome::Cancelled) {
-                                let _ = on_cancel.call::<()>(());
-                            }
-                        })));
-                }
-                let (a, b) = (engine.clone(), p.clone());
-                let resolve = lua.create_function(move |lua, v: Value| {
-                    a.resolve(lua, &b, v);
-                    Ok(())
-                })?;
-                let (a, b) = (engine.clone(), p.clone());
-                let reject = lua.create_function(move |lua, v: Value| {
-                    a.reject(lua, &b, v);
-                    Ok(())
-                })?;
-                Ok((engine.promise_to_lua(lua, p)?, resolve, reject))
-            })?,
+            lua.create_function(
+                move |lua, (on_cancel, on_undelivered): (Option<Function>, Option<Function>)| {
+                    let p = engine.new_promise();
+                    if let Some(hook) = on_undelivered {
+                        *p.0.undelivered.borrow_mut() = Some(Box::new(hook));
+                    }
+                    if let Some(on_cancel) = on_cancel {
+                        // An operation with clean-up: part of the running task.
+                        engine.track(&p);
+                        p.0.state
+                            .borrow_mut()
+                            .push_watcher(Waiter::Callback(Box::new(move |_, _, outcome| {
+                                if matches!(outcome, Outcome::Cancelled) {
+                                    let _ = on_cancel.call::<()>(());
+                                }
+                            })));
+                    }
+                    let (a, b) = (engine.clone(), p.clone());
+                    let resolve = lua.create_function(move |lua, v: Value| {
+                        a.resolve(lua, &b, v);
+                        Ok(())
+                    })?;
+                    let (a, b) = (engine.clone(), p.clone());
+                    let reject = lua.create_function(move |lua, v: Value| {
+                        a.reject(lua, &b, v);
+                        Ok(())
+                    })?;
+                    Ok((engine.promise_to_lua(lua, p)?, resolve, reject))
+                },
+            )?,
         )?;
         let engine = self.clone();
         prims.raw_set(

@@ -172,6 +172,7 @@ local function pop(q)
     if item then return item end
   end
 end
+local function push_front(q, item) q.first = q.first - 1; q[q.first] = item end
 local function remove(q, item)
   for i = q.first, q.last do
     if q[i] == item then q[i] = false; return end
@@ -188,7 +189,11 @@ function Semaphore:acquire()
     return prim.resolved(true)
   end
   local waiter = {}
-  local p, resolve = deferred(function() remove(self.waiters, waiter) end)
+  -- A cancelled waiter leaves the queue; one cancelled after it was handed
+  -- the permit (before its task resumed) hands it on.
+  local p, resolve = deferred(
+    function() remove(self.waiters, waiter) end,
+    function() self:release() end)
   waiter.resolve = resolve
   push(self.waiters, waiter)
   return p
@@ -206,13 +211,14 @@ end
 -- The guard releases on every exit (return, error, cancellation) once the
 -- permit was granted; a cancelled acquire never is.
 function Semaphore:with(fn, ...)
-  local p = self:acquire()
+  local held = false
   local guard <close> = setmetatable({}, {
     __close = function()
-      if p:status() == "resolved" then self:release() end
+      if held then self:release() end
     end,
   })
-  await(p)
+  await(self:acquire())
+  held = true
   return fn(...)
 end
 
@@ -265,10 +271,25 @@ function Channel:recv()
   end
   if self.closed then return prim.resolved(nil) end
   local receiver = {}
-  local p, resolve = deferred(function() remove(self.receivers, receiver) end)
+  local p, resolve = deferred(
+    function() remove(self.receivers, receiver) end,
+    function(v) self:_put_back(v) end)
   receiver.resolve = resolve
   push(self.receivers, receiver)
   return p
+end
+
+-- A message handed to a receiver whose task was cancelled before it got
+-- it: the next receiver gets it, or it goes back to the head of the buffer.
+function Channel:_put_back(v)
+  if v == nil then return end
+  local r = pop(self.receivers)
+  if r then
+    r.resolve(v)
+  else
+    self.count = self.count + 1
+    push_front(self.buffer, v)
+  end
 end
 
 function Channel:close()

@@ -154,6 +154,10 @@ pub(crate) struct Inner {
     pub(crate) state: RefCell<State>,
     /// Something consumed the outcome (await, a handler, a combinator, the host).
     pub(crate) handled: Cell<bool>,
+    /// Called with the value if the task awaiting this promise is cancelled
+    /// after it resolved but before the task got the value (a semaphore
+    /// permit or a channel message goes back instead of being lost).
+    pub(crate) undelivered: RefCell<Option<Box<Function>>>,
 }
 
 /// A promise: a shared handle to one settle-once state machine.
@@ -171,6 +175,7 @@ impl Promise {
                 source,
             }),
             handled: Cell::new(false),
+            undelivered: RefCell::new(None),
         }))
     }
 
@@ -178,6 +183,7 @@ impl Promise {
         Promise(Rc::new(Inner {
             state: RefCell::new(State::Settled(outcome)),
             handled: Cell::new(false),
+            undelivered: RefCell::new(None),
         }))
     }
 

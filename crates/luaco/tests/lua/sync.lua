@@ -38,6 +38,24 @@ holder:cancel()
 assert(one:available() == 1)
 assert(not pcall(sync.semaphore, -1))
 
+-- a permit handed to a waiter whose task is cancelled before it resumes
+-- goes back: nobody ends up holding it
+local handoff = sync.semaphore(1)
+await(handoff:acquire())
+local late = async(function() await(handoff:acquire()); return "got" end)
+await(sleep(1))
+handoff:release()            -- the permit goes to `late`, which has not run yet
+assert(late:cancel())
+assert(handoff:available() == 1, "permit lost: " .. handoff:available())
+-- with(): cancelled between grant and resumption, the permit comes back once
+local w = sync.semaphore(1)
+await(w:acquire())
+local inside = async(function() return w:with(function() return "ran" end) end)
+await(sleep(1))
+w:release()
+inside:cancel()
+assert(w:available() == 1, "with() after handoff: " .. w:available())
+
 -- channels: buffered, FIFO, close drains then gives nil
 local ch = sync.channel(2)
 await(ch:send(1)); await(ch:send(2))
@@ -57,6 +75,12 @@ await(sleep(1))
 lost:cancel()
 ch:send("kept")
 assert(await(ch:recv()) == "kept")
+-- a message handed to a receiver cancelled before it resumed is not lost
+local handed = async(function() return await(ch:recv()) end)
+await(sleep(1))
+ch:send("not lost")          -- goes straight to `handed`'s waiter
+assert(handed:cancel())
+assert(await(ch:recv()) == "not lost")
 -- close: buffered values still arrive, then nil; sends reject
 ch:send("last")
 ch:close()
