@@ -39,10 +39,6 @@ fn read_list(engine: &Engine, lua: &Lua, func: &str, args: &MultiValue) -> ApiRe
     Ok(items)
 }
 
-fn to_lua_err(e: mlua::Error) -> ScriptError {
-    crate::engine::rust_error_to_script(&e)
-}
-
 /// A list table with `n` set, holding `values` (which may contain nils).
 fn list_table(lua: &Lua, values: Vec<Value>) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(values.len(), 1)?;
@@ -87,68 +83,89 @@ fn for_each_input(engine: &Engine, lua: &Lua, items: Vec<Input>, each: OnInput) 
     }
 }
 
-fn all(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
-    let items = read_list(engine, lua, "all", &args)?;
+/// What one settled input contributes to a gathering combinator.
+enum Step {
+    /// Its entry in the final list.
+    Entry(Value),
+    /// The combinator's outcome, decided now.
+    Settle(Outcome),
+}
+
+/// The shared shape of `all`, `all_settled` and `any`: each input gives an
+/// entry (in list order) or decides the outcome at once; when every input
+/// has given an entry, `finish` turns the list into the outcome.
+fn gather(
+    engine: &Engine,
+    lua: &Lua,
+    items: Vec<Input>,
+    step: impl Fn(&Engine, &Lua, &Outcome) -> Step + 'static,
+    finish: impl Fn(&Engine, &Lua, Vec<Value>) -> Outcome + 'static,
+) -> ApiResult<Value> {
     let derived = engine.new_promise();
     let n = items.len();
-    let values = Rc::new(RefCell::new((vec![Value::Nil; n], n)));
     if n == 0 {
-        let t = list_table(lua, Vec::new()).map_err(to_lua_err)?;
-        engine.resolve(lua, &derived, Value::Table(t));
+        let outcome = finish(engine, lua, Vec::new());
+        engine.settle(lua, &derived, outcome);
     }
+    let entries = Rc::new(RefCell::new((vec![Value::Nil; n], n)));
     let target = derived.clone();
     for_each_input(
         engine,
         lua,
         items,
-        Rc::new(move |engine, lua, i, outcome| match outcome {
-            Outcome::Resolved(v) => {
-                let done = {
-                    let mut state = values.borrow_mut();
-                    state.0[i] = v.clone();
-                    state.1 -= 1;
-                    state.1 == 0
-                };
-                if done {
-                    let list = std::mem::take(&mut values.borrow_mut().0);
-                    match list_table(lua, list) {
-                        Ok(t) => engine.settle(lua, &target, Outcome::Resolved(Value::Table(t))),
-                        Err(e) => {
-                            engine.settle(lua, &target, Outcome::Rejected(lua_err(engine, lua, e)))
-                        }
-                    };
+        Rc::new(
+            move |engine, lua, i, outcome| match step(engine, lua, outcome) {
+                Step::Settle(outcome) => {
+                    engine.settle(lua, &target, outcome);
                 }
-            }
-            other => {
-                let reason = reason_of(engine, lua, other);
-                engine.settle(lua, &target, Outcome::Rejected(reason));
-            }
-        }),
+                Step::Entry(v) => {
+                    let done = {
+                        let mut state = entries.borrow_mut();
+                        state.0[i] = v;
+                        state.1 -= 1;
+                        state.1 == 0
+                    };
+                    if done {
+                        let list = std::mem::take(&mut entries.borrow_mut().0);
+                        let outcome = finish(engine, lua, list);
+                        engine.settle(lua, &target, outcome);
+                    }
+                }
+            },
+        ),
     );
     engine.promise_value(lua, derived)
 }
 
-fn lua_err(engine: &Engine, lua: &Lua, e: mlua::Error) -> Value {
-    engine
-        .error_object(lua, &to_lua_err(e))
-        .unwrap_or(Value::Nil)
+/// The list as a resolved outcome (or the failure to build it as a rejection).
+fn resolved_list(engine: &Engine, lua: &Lua, list: Vec<Value>) -> Outcome {
+    match list_table(lua, list) {
+        Ok(t) => Outcome::Resolved(Value::Table(t)),
+        Err(e) => Outcome::Rejected(engine.lua_error_value(lua, e)),
+    }
+}
+
+fn all(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
+    let items = read_list(engine, lua, "all", &args)?;
+    gather(
+        engine,
+        lua,
+        items,
+        |engine, lua, outcome| match outcome {
+            Outcome::Resolved(v) => Step::Entry(v.clone()),
+            other => Step::Settle(Outcome::Rejected(reason_of(engine, lua, other))),
+        },
+        resolved_list,
+    )
 }
 
 fn all_settled(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
     let items = read_list(engine, lua, "all_settled", &args)?;
-    let derived = engine.new_promise();
-    let n = items.len();
-    let values = Rc::new(RefCell::new((vec![Value::Nil; n], n)));
-    if n == 0 {
-        let t = list_table(lua, Vec::new()).map_err(to_lua_err)?;
-        engine.resolve(lua, &derived, Value::Table(t));
-    }
-    let target = derived.clone();
-    for_each_input(
+    gather(
         engine,
         lua,
         items,
-        Rc::new(move |engine, lua, i, outcome| {
+        |engine, lua, outcome| {
             let entry = (|| -> mlua::Result<Table> {
                 let t = lua.create_table_with_capacity(0, 2)?;
                 t.raw_set("status", outcome.status().as_str())?;
@@ -159,31 +176,13 @@ fn all_settled(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value>
                 }
                 Ok(t)
             })();
-            let entry = match entry {
-                Ok(t) => Value::Table(t),
-                Err(e) => {
-                    engine.settle(lua, &target, Outcome::Rejected(lua_err(engine, lua, e)));
-                    return;
-                }
-            };
-            let done = {
-                let mut state = values.borrow_mut();
-                state.0[i] = entry;
-                state.1 -= 1;
-                state.1 == 0
-            };
-            if done {
-                let list = std::mem::take(&mut values.borrow_mut().0);
-                match list_table(lua, list) {
-                    Ok(t) => engine.settle(lua, &target, Outcome::Resolved(Value::Table(t))),
-                    Err(e) => {
-                        engine.settle(lua, &target, Outcome::Rejected(lua_err(engine, lua, e)))
-                    }
-                };
+            match entry {
+                Ok(t) => Step::Entry(Value::Table(t)),
+                Err(e) => Step::Settle(Outcome::Rejected(engine.lua_error_value(lua, e))),
             }
-        }),
-    );
-    engine.promise_value(lua, derived)
+        },
+        resolved_list,
+    )
 }
 
 fn race(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
@@ -209,53 +208,29 @@ fn race(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
 
 fn any(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
     let items = read_list(engine, lua, "any", &args)?;
-    let derived = engine.new_promise();
-    let n = items.len();
-    let reasons = Rc::new(RefCell::new((vec![Value::Nil; n], n)));
-    let aggregate = move |engine: &Engine, lua: &Lua, reasons: Vec<Value>| -> Value {
-        let build = || -> mlua::Result<Value> {
-            let err = ScriptError::new(
-                ErrorKind::Aggregate,
-                format!("all {} promises were rejected", reasons.len()),
-            );
-            let obj = engine.error_object(lua, &err)?;
-            if let Value::Table(t) = &obj {
-                t.raw_set("errors", list_table(lua, reasons)?)?;
-            }
-            Ok(obj)
-        };
-        build().unwrap_or(Value::Nil)
-    };
-    if n == 0 {
-        let reason = aggregate(engine, lua, Vec::new());
-        engine.settle(lua, &derived, Outcome::Rejected(reason));
-    }
-    let target = derived.clone();
-    for_each_input(
+    gather(
         engine,
         lua,
         items,
-        Rc::new(move |engine, lua, i, outcome| match outcome {
-            Outcome::Resolved(v) => {
-                engine.settle(lua, &target, Outcome::Resolved(v.clone()));
-            }
-            other => {
-                let reason = reason_of(engine, lua, other);
-                let done = {
-                    let mut state = reasons.borrow_mut();
-                    state.0[i] = reason;
-                    state.1 -= 1;
-                    state.1 == 0
-                };
-                if done {
-                    let list = std::mem::take(&mut reasons.borrow_mut().0);
-                    let reason = aggregate(engine, lua, list);
-                    engine.settle(lua, &target, Outcome::Rejected(reason));
+        |engine, lua, outcome| match outcome {
+            Outcome::Resolved(v) => Step::Settle(Outcome::Resolved(v.clone())),
+            other => Step::Entry(reason_of(engine, lua, other)),
+        },
+        |engine, lua, reasons| {
+            let build = || -> mlua::Result<Value> {
+                let err = ScriptError::new(
+                    ErrorKind::Aggregate,
+                    format!("all {} promises were rejected", reasons.len()),
+                );
+                let obj = engine.error_object(lua, &err)?;
+                if let Value::Table(t) = &obj {
+                    t.raw_set("errors", list_table(lua, reasons)?)?;
                 }
-            }
-        }),
-    );
-    engine.promise_value(lua, derived)
+                Ok(obj)
+            };
+            Outcome::Rejected(build().unwrap_or(Value::Nil))
+        },
+    )
 }
 
 fn timeout(engine: &Engine, lua: &Lua, args: MultiValue) -> ApiResult<Value> {

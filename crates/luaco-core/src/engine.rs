@@ -545,7 +545,7 @@ impl Engine {
     }
 
     /// Turns an mlua error into a rejection reason.
-    fn lua_error_value(&self, lua: &Lua, error: mlua::Error) -> Value {
+    pub(crate) fn lua_error_value(&self, lua: &Lua, error: mlua::Error) -> Value {
         let script = rust_error_to_script(&error);
         self.error_object(lua, &script).unwrap_or(Value::Nil)
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::run;
+use luaco::ScriptContext;
 
 fn messages(src: &str) -> Vec<String> {
     let r = run(src);
@@ -102,11 +103,24 @@ fn timer_callbacks_that_fail_are_reported() {
 
 #[test]
 fn each_rejection_is_reported_once() {
-    let r = run(r#"promise.reject("once")"#);
-    r.rt.run().expect("run");
-    r.rt.pump(std::time::Duration::from_millis(1))
-        .expect("pump");
-    assert_eq!(r.unhandled.len(), 1);
+    let (rt, log) = common::runtime();
+    let p = rt
+        .create_async(
+            r#"promise.reject("once"); await(sleep(1))"#,
+            ScriptContext::new("t"),
+        )
+        .expect("compile");
+    rt.block_on(&p).expect("main");
+    // More turns after the report must not report it again.
+    rt.run().expect("run");
+    let q = rt
+        .create_async("await(sleep(1))", ScriptContext::new("u"))
+        .expect("compile");
+    rt.block_on(&q).expect("second task");
+    rt.pump(std::time::Duration::from_millis(1)).expect("pump");
+    let reports = log.take();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].message, "once");
 }
 
 #[test]
