@@ -1,17 +1,14 @@
 //! The `luaco` command line: runs a Lua script as an async task.
 
 use std::cell::Cell;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 
 use clap::{Parser, Subcommand};
 use luaco::mlua;
-use luaco::{
-    Config, Lifecycle, Observer, PromiseStatus, Runtime, ScriptContext, ScriptError, TaskInfo,
-    TracingObserver,
-};
+use luaco::{Config, Observer, PromiseStatus, Runtime, ScriptContext, ScriptError, ScriptValue};
 
 /// Runs Lua 5.4 scripts with async/await on coroutines.
 #[derive(Debug, Parser)]
@@ -34,33 +31,32 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     /// Run CODE instead of a file; all positional arguments go to the script.
-    #[arg(short = 'e', value_name = "CODE")]
+    #[arg(short = 'e', value_name = "CODE", allow_hyphen_values = true)]
     code: Option<String>,
     /// Print task lifecycle events (in per-task spans) on stderr.
     #[arg(long)]
     trace: bool,
-    /// The script to run, then its arguments (in the global `arg`).
-    #[arg(value_name = "FILE [ARGS]...", trailing_var_arg = true)]
+    /// The script to run (`-` reads it from stdin), then its arguments (in
+    /// the global `arg`).
+    #[arg(
+        value_name = "FILE [ARGS]...",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     rest: Vec<String>,
 }
 
-/// Prints unhandled rejections as they are detected and counts them; with
-/// `--trace`, also reports every task's lifecycle through `tracing`.
+/// Prints unhandled rejections as they are detected and counts them.
+/// (With `--trace`, the runtime's own tracing observer reports lifecycles:
+/// observers compose.)
 #[derive(Default)]
 struct Reporter {
     unhandled: Cell<usize>,
-    trace: Option<TracingObserver>,
 }
 
 impl Observer for Reporter {
     fn wants_lifecycle(&self) -> bool {
-        self.trace.as_ref().is_some_and(|t| t.wants_lifecycle())
-    }
-
-    fn lifecycle(&self, event: Lifecycle, task: &TaskInfo<'_>) {
-        if let Some(t) = &self.trace {
-            t.lifecycle(event, task);
-        }
+        false
     }
 
     fn unhandled_rejection(&self, error: &ScriptError) {
@@ -69,11 +65,19 @@ impl Observer for Reporter {
     }
 }
 
-/// The message, then the traceback if there is one.
+/// The message, then the traceback if there is one. A raised value that is
+/// not an error object (a table, say) is shown by its contents.
 fn describe(error: &ScriptError) -> String {
-    match &error.traceback {
-        Some(tb) if !tb.is_empty() => format!("{}\n{}", error.message, tb),
+    let message = match &error.value {
+        Some(v @ (ScriptValue::Map(_) | ScriptValue::Array(_))) => {
+            format!("a raised table: {v}")
+        }
+        Some(ScriptValue::Nil) => "nil (the script raised nil)".to_owned(),
         _ => error.message.clone(),
+    };
+    match &error.traceback {
+        Some(tb) if !tb.is_empty() => format!("{message}\n{tb}"),
+        _ => message,
     }
 }
 
@@ -110,13 +114,23 @@ fn run(args: RunArgs) -> ExitCode {
             let Some(file) = rest.next() else {
                 return usage_error("missing FILE (or -e CODE)");
             };
-            let path = PathBuf::from(&file);
-            match std::fs::read(&path) {
-                Ok(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => (text, format!("@{file}"), file, rest.collect()),
-                    Err(_) => return usage_error(&format!("cannot read {file}: not UTF-8 text")),
-                },
-                Err(e) => return usage_error(&format!("cannot read {file}: {e}")),
+            if file == "-" {
+                let mut text = String::new();
+                if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                    return usage_error(&format!("cannot read the script from stdin: {e}"));
+                }
+                (text, "=stdin".to_owned(), file, rest.collect())
+            } else {
+                let path = PathBuf::from(&file);
+                match std::fs::read(&path) {
+                    Ok(bytes) => match String::from_utf8(bytes) {
+                        Ok(text) => (text, format!("@{file}"), file, rest.collect()),
+                        Err(_) => {
+                            return usage_error(&format!("cannot read {file}: not UTF-8 text"))
+                        }
+                    },
+                    Err(e) => return usage_error(&format!("cannot read {file}: {e}")),
+                }
             }
         }
     };
@@ -144,13 +158,16 @@ fn execute(
     script_args: &[String],
     trace: bool,
 ) -> luaco::Result<ExitCode> {
+    let _ = trace;
     let rt = Runtime::new(Config::default())?;
     let reporter = Rc::new(Reporter {
         unhandled: Cell::new(0),
-        trace: trace.then(TracingObserver::new),
     });
-    rt.set_observer(reporter.clone());
+    rt.add_observer(reporter.clone());
     let lua = rt.lua();
+    if script_path != "-e" && script_path != "-" {
+        prefer_script_dir(lua, script_path)?;
+    }
     let arg = lua.create_table()?;
     arg.raw_set(0, script_path)?;
     for (i, a) in script_args.iter().enumerate() {
@@ -158,7 +175,11 @@ fn execute(
     }
     lua.globals().raw_set("arg", arg)?;
 
-    let chunk = match lua.load(source).set_name(chunk_name).into_function() {
+    let chunk = match lua
+        .load(skip_shebang(source))
+        .set_name(chunk_name)
+        .into_function()
+    {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {}", syntax_message(&e));
@@ -190,11 +211,43 @@ fn execute(
             failed = true;
         }
     }
+    // The process ends now: freeing every Lua object one by one (a full
+    // collection, then `lua_close`) would only delay the exit.
+    std::mem::forget(main);
+    std::mem::forget(rt);
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A first line starting with `#` (a shebang) is not Lua: blank it, keeping
+/// the line numbers of the rest.
+fn skip_shebang(source: &str) -> &str {
+    if source.starts_with('#') {
+        match source.find('\n') {
+            Some(at) => &source[at..],
+            None => "",
+        }
+    } else {
+        source
+    }
+}
+
+/// `require` looks in the script's own directory first.
+fn prefer_script_dir(lua: &mlua::Lua, script_path: &str) -> mlua::Result<()> {
+    let dir = std::path::Path::new(script_path)
+        .parent()
+        .map(|d| d.to_string_lossy().into_owned())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| ".".to_owned());
+    let Ok(package) = lua.globals().get::<mlua::Table>("package") else {
+        return Ok(());
+    };
+    let path: String = package.get("path").unwrap_or_default();
+    let mine = format!("{dir}/?.lua;{dir}/?/init.lua");
+    package.set("path", format!("{mine};{path}"))
 }
 
 /// The text of a compile error without mlua's wrapping.

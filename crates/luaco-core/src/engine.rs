@@ -1,44 +1,61 @@
-//! The engine: promises, tasks and the Lua API bound to one Lua state.
+//! [`Engine`]: binds the Lua half of the core to one Lua state and gives
+//! the host its doors into it — running ready tasks, spawning, promises by
+//! handle, observers, modules and the stop reason of hook layers.
+//!
+//! The concepts live in the Lua sources under `lua/`, one file each:
+//! `errors.lua` (error objects, the task message handler), `promise.lua`
+//! (state, settlement, the effect queue, waiters, thenables), `task.lua`
+//! (spawning, the ready queue, worker coroutines, resuming, cancelling,
+//! spawn sites, unhandled rejections), `await.lua`, `methods.lua` (the
+//! promise methods and `promise.*`), `combinators.lua`, `map.lua`,
+//! `sync.lua`, `bridge.lua` (the Lua half of [`Engine::spawn_future`]) and
+//! `api.lua` (the table scripts see). Rust keeps a fixed number of
+//! references into that state, whatever the number of tasks and promises.
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::VecDeque;
-use std::ffi::c_void;
+use std::collections::HashMap;
 use std::fmt;
-use std::rc::Rc;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::rc::{Rc, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use mlua::thread::ThreadStatus;
-use mlua::{Function, IntoLuaMulti, LightUserData, Lua, MultiValue, Table, Thread, Value};
+use futures_lite::FutureExt;
+use mlua::{AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, Value, WeakLua};
 
-use crate::driver::{Driver, Lifecycle, Observer, TaskId, TaskInfo};
+use crate::context::{ContextData, ScriptContext};
+use crate::driver::{Driver, FutureKey};
 use crate::error::{ErrorKind, Result, ScriptError};
-use crate::promise::{
-    Outcome, Promise, PromiseStatus, SettleCallback, Source, State, Waiter, Waiters,
-};
-use crate::task::{SpawnSite, Task, Tasks};
+use crate::module::{Module, ModuleContext};
+use crate::observer::{Lifecycle, Observer, Observers, TaskInfo};
+use crate::promise::{Outcome, Promise, PromiseStatus};
+use crate::stop::Stop;
+use crate::value::ScriptValue;
 
-const PRELUDE: &str = include_str!("prelude.lua");
-const OUTSIDE_TASK: &str = "await() called outside an async task";
-
-// Addresses of these statics are the identities of two light userdata
-// sentinels: what `await` yields, and what only the engine resumes it with.
-static AWAIT_SENTINEL: u8 = 0;
-static RESUME_KEY: u8 = 0;
-
-fn sentinel(s: &'static u8) -> LightUserData {
-    LightUserData(s as *const u8 as *mut c_void)
-}
+/// The Lua half, in load order: each chunk adds its part to the internals.
+const CHUNKS: [(&str, &str); 10] = [
+    ("errors", include_str!("lua/errors.lua")),
+    ("promise", include_str!("lua/promise.lua")),
+    ("task", include_str!("lua/task.lua")),
+    ("await", include_str!("lua/await.lua")),
+    ("methods", include_str!("lua/methods.lua")),
+    ("combinators", include_str!("lua/combinators.lua")),
+    ("map", include_str!("lua/map.lua")),
+    ("sync", include_str!("lua/sync.lua")),
+    ("bridge", include_str!("lua/bridge.lua")),
+    ("api", include_str!("lua/api.lua")),
+];
 
 /// Settings of an [`Engine`].
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// How many finished coroutines are kept for reuse.
+    /// How many idle worker coroutines are kept for reuse.
     pub pool_size: usize,
     /// Record the `file:line` of every `async()` call for tracebacks. Costs
     /// one debug-info lookup per spawn.
     pub spawn_sites: bool,
-    /// The script name given to tasks spawned outside any task.
+    /// The script name of tasks spawned outside any script context.
     pub default_script_name: String,
 }
 
@@ -52,44 +69,65 @@ impl Default for Options {
     }
 }
 
-struct LuaItems {
-    runner: Function,
-    finally_runner: Function,
-    thenable_runner: Function,
-    checked: Function,
+/// What one [`Engine::run_ready`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Tasks of the open turn still to run (0: the turn is over).
+    pub left_in_turn: usize,
+    /// Tasks ready in all (the rest of this turn and the next).
+    pub ready: usize,
+    /// Tasks resumed by this call.
+    pub resumed: usize,
+}
+
+/// A Rust callback run when a promise settles.
+pub type SettleCallback = Box<dyn FnOnce(&Engine, &Lua, &Outcome)>;
+
+enum RustWaiter {
+    Callback(SettleCallback),
+    Waker(Waker),
+}
+
+/// The references Rust keeps into the Lua half: a fixed set.
+struct LuaHalf {
+    internals: Table,
     api: Table,
+    pins: Table,
+    st: Table,
+    v: Table,
+    error_mt: Table,
+    array_mt: Table,
+    run: Function,
+    spawn_host: Function,
+    new_promise: Function,
+    resolve: Function,
+    settle: Function,
+    cancel: Function,
+    add_waiter: Function,
+    consume: Function,
+    op_begin: Function,
+    op_end: Function,
+    set_observed: Function,
+    checked: Function,
+    counts: Function,
 }
 
 struct Inner {
-    tasks: RefCell<Tasks>,
-    pool: RefCell<Vec<Thread>>,
-    options: Options,
-    default_name: Rc<str>,
-    current: Cell<Option<TaskId>>,
-    current_thread: Cell<*const c_void>,
+    lua: WeakLua,
     driver: Rc<dyn Driver>,
-    observer: RefCell<Option<Rc<dyn Observer>>>,
-    /// The observer wants lifecycle events: time resumes and report them.
-    lifecycle: Cell<bool>,
-    unhandled: RefCell<Vec<Promise>>,
-    /// Interned chunk names of spawn sites.
-    source_names: RefCell<std::collections::HashSet<Rc<str>>>,
-    dispatch_queue: RefCell<VecDeque<(Waiter, Outcome)>>,
-    dispatching: Cell<bool>,
-    serial: Cell<u64>,
-    error_mt: Table,
-    /// The set of coroutines that run tasks (live or pooled): `await` checks
-    /// that it runs in one without a call into Rust. Not weak: weak tables
-    /// make every GC cycle pay for them; threads leave it when discarded.
-    task_threads: Table,
-    items: OnceCell<LuaItems>,
+    options: Options,
+    observers: Observers,
+    half: OnceCell<LuaHalf>,
+    next_id: Cell<i64>,
+    waiters: RefCell<HashMap<i64, RustWaiter>>,
+    futures: RefCell<HashMap<i64, FutureKey>>,
+    stop: Cell<Stop>,
+    limit_error: RefCell<Option<ScriptError>>,
+    origin: Instant,
 }
 
 /// The promise and task engine of one Lua state.
 ///
-/// It owns the tasks and the coroutine pool, settles promises, and provides
-/// the Lua API (`async`, `await`, `promise.*`, combinators, `map`, `sync`).
-/// A [`Driver`] (the event loop in `luaco-sched`) decides when tasks run.
 /// Cloning gives another handle to the same engine.
 #[derive(Clone)]
 pub struct Engine(Rc<Inner>);
@@ -97,8 +135,9 @@ pub struct Engine(Rc<Inner>);
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
-            .field("tasks", &self.0.tasks.borrow().len())
-            .field("pooled_threads", &self.0.pool.borrow().len())
+            .field("tasks", &self.task_count())
+            .field("ready", &self.ready_count())
+            .field("observers", &self.0.observers.len())
             .finish()
     }
 }
@@ -110,90 +149,125 @@ pub type ApiResult<T> = std::result::Result<T, ScriptError>;
 /// Rust function: 0 is the Rust function, 1 the `checked` shim.
 pub const CALLER: usize = 2;
 
+fn debug_table(lua: &Lua) -> mlua::Result<Table> {
+    let loaded: Table = lua.named_registry_value("_LOADED")?;
+    match loaded.raw_get::<Value>("debug")? {
+        Value::Table(t) => Ok(t),
+        _ => Err(mlua::Error::runtime(
+            "luaco needs the `debug` library in its Lua state (build it with StateBuilder)",
+        )),
+    }
+}
+
 impl Engine {
-    /// Builds the engine and its Lua API in `lua`.
+    /// Loads the core's Lua half into `lua`, driven by `driver`.
     ///
-    /// Nothing is installed as globals: [`Engine::api`] returns the table
-    /// that the facade installs (as globals and as `require("luaco")`).
+    /// The state must have the `debug` library loaded ([`StateBuilder`]
+    /// makes such states; it can hide `debug` from scripts). Nothing is
+    /// installed as globals: [`Engine::api`] returns the table that the
+    /// facade installs (as globals and as `require("luaco")`).
+    ///
+    /// [`StateBuilder`]: crate::StateBuilder
     pub fn new(lua: &Lua, driver: Rc<dyn Driver>, options: Options) -> Result<Engine> {
-        let error_mt = lua.create_table()?;
-        let tostring: Function = lua
-            .load("local rawget, tostring = rawget, tostring\nreturn function(e) return tostring(rawget(e, 'message')) end")
-            .set_name("=luaco")
-            .eval()?;
-        error_mt.raw_set("__tostring", tostring)?;
-        error_mt.raw_set("__name", "error")?;
-        let default_name: Rc<str> = Rc::from(options.default_script_name.as_str());
-        let task_threads = lua.create_table()?;
         let engine = Engine(Rc::new(Inner {
-            tasks: RefCell::new(Tasks::default()),
-            pool: RefCell::new(Vec::new()),
-            options,
-            default_name,
-            current: Cell::new(None),
-            current_thread: Cell::new(std::ptr::null()),
+            lua: lua.weak(),
             driver,
-            observer: RefCell::new(None),
-            lifecycle: Cell::new(false),
-            unhandled: RefCell::new(Vec::new()),
-            source_names: RefCell::new(std::collections::HashSet::new()),
-            dispatch_queue: RefCell::new(VecDeque::new()),
-            dispatching: Cell::new(false),
-            serial: Cell::new(0),
-            error_mt,
-            task_threads,
-            items: OnceCell::new(),
+            options,
+            observers: Observers::default(),
+            half: OnceCell::new(),
+            next_id: Cell::new(1),
+            waiters: RefCell::default(),
+            futures: RefCell::default(),
+            stop: Cell::new(Stop::Yield),
+            limit_error: RefCell::new(None),
+            origin: Instant::now(),
         }));
-        let methods = engine.promise_methods(lua)?;
-        let tostring = lua.create_function(|_, p: mlua::UserDataRef<Promise>| {
-            Ok(format!("promise ({})", p.status()))
-        })?;
-        let index = methods.clone();
-        lua.register_userdata_type::<Promise>(move |reg| {
-            use mlua::UserDataFields;
-            reg.add_meta_field("__index", index);
-            reg.add_meta_field("__tostring", tostring);
-            reg.add_meta_field("__name", "promise");
-        })?;
+        let internals = lua.create_table()?;
+        internals.raw_set("debug", debug_table(lua)?)?;
+        let array_mt = lua.create_table()?;
+        array_mt.raw_set("__name", crate::value::ARRAY_NAME)?;
+        internals.raw_set("ARRAY_MT", array_mt.clone())?;
+        let options = lua.create_table()?;
+        options.raw_set("pool_size", engine.0.options.pool_size)?;
+        options.raw_set("spawn_sites", engine.0.options.spawn_sites)?;
+        let default_ctx = ScriptContext::new(engine.0.options.default_script_name.clone());
+        options.raw_set("default_ctx", engine.context_value(lua, &default_ctx)?)?;
+        internals.raw_set("options", options)?;
         let prims = engine.primitives(lua)?;
-        let (api, runner, finally_runner, thenable_runner, checked): (
-            Table,
-            Function,
-            Function,
-            Function,
-            Function,
-        ) = lua.load(PRELUDE).set_name("=luaco").call((
-            prims,
-            engine.0.error_mt.clone(),
-            sentinel(&AWAIT_SENTINEL),
-            sentinel(&RESUME_KEY),
-            methods,
-            engine.0.task_threads.clone(),
-        ))?;
-        let _ = engine.0.items.set(LuaItems {
-            runner,
-            finally_runner,
-            thenable_runner,
-            checked,
-            api,
-        });
+        for (name, source) in CHUNKS {
+            lua.load(source)
+                .set_name("=luaco")
+                .call::<()>((internals.clone(), prims.clone()))
+                .map_err(|e| mlua::Error::runtime(format!("loading luaco's {name}.lua: {e}")))?;
+        }
+        let f = |name: &str| internals.raw_get::<Function>(name);
+        let half = LuaHalf {
+            api: internals.raw_get("api")?,
+            pins: lua.create_table()?,
+            st: internals.raw_get("ST")?,
+            v: internals.raw_get("V")?,
+            error_mt: internals.raw_get("ERROR_MT")?,
+            array_mt,
+            run: f("run")?,
+            spawn_host: f("spawn_host")?,
+            new_promise: f("new_promise")?,
+            resolve: f("resolve")?,
+            settle: f("settle")?,
+            cancel: f("cancel")?,
+            add_waiter: f("add_waiter")?,
+            consume: f("consume")?,
+            op_begin: f("op_begin")?,
+            op_end: f("op_end")?,
+            set_observed: f("set_observed")?,
+            checked: lua
+                .load("local error = error\nreturn function(f) return function(...) local v, e = f(...) if e ~= nil then error(e, 2) end return v end end")
+                .set_name("=luaco")
+                .eval()?,
+            counts: lua
+                .load("local c = ...\nreturn function() return c.ready_count(), c.live_tasks(), c.pooled(), c.op_count() end")
+                .set_name("=luaco")
+                .call(internals.clone())?,
+            internals,
+        };
+        let _ = engine.0.half.set(half);
         Ok(engine)
     }
 
-    fn items(&self) -> &LuaItems {
+    fn half(&self) -> &LuaHalf {
         // Set at the end of `new`, before any handle escapes.
-        self.0.items.get().expect("engine initialised")
+        self.0.half.get().expect("engine initialised")
     }
 
-    /// The API table: `async`, `await`, `promise`, `all`, … Other crates add
+    /// The Lua state, while it is alive.
+    pub fn lua(&self) -> Option<Lua> {
+        self.0.lua.try_upgrade()
+    }
+
+    fn live_lua(&self) -> mlua::Result<Lua> {
+        self.lua()
+            .ok_or_else(|| mlua::Error::runtime("the engine's Lua state is gone"))
+    }
+
+    /// The API table: `async`, `await`, `promise`, `all`, … Modules add
     /// their functions (timers, I/O) to it before it is installed.
     pub fn api(&self) -> Table {
-        self.items().api.clone()
+        self.half().api.clone()
+    }
+
+    /// The Lua half's internals, for modules with Lua code of their own.
+    pub fn internals(&self) -> Table {
+        self.half().internals.clone()
     }
 
     /// The metatable that marks error objects.
     pub fn error_metatable(&self) -> &Table {
-        &self.0.error_mt
+        &self.half().error_mt
+    }
+
+    /// The metatable that marks arrays (combinator results, `json.array`):
+    /// they convert and encode as arrays of their `n` items.
+    pub fn array_metatable(&self) -> &Table {
+        &self.half().array_mt
     }
 
     /// The driver this engine was built with.
@@ -201,31 +275,283 @@ impl Engine {
         &self.0.driver
     }
 
-    /// Installs (or removes) the observer of task lifecycles and unhandled rejections.
-    pub fn set_observer(&self, observer: Option<Rc<dyn Observer>>) {
-        self.0
-            .lifecycle
-            .set(observer.as_ref().is_some_and(|o| o.wants_lifecycle()));
-        *self.0.observer.borrow_mut() = observer;
-    }
-
-    /// Number of live tasks (spawned and not yet finished or cancelled).
-    pub fn task_count(&self) -> usize {
-        self.0.tasks.borrow().len()
-    }
-
-    /// Number of finished coroutines waiting for reuse.
-    pub fn pooled_threads(&self) -> usize {
-        self.0.pool.borrow().len()
-    }
-
-    /// The task running right now, if any.
-    pub fn current_task(&self) -> Option<TaskId> {
-        self.0.current.get()
+    /// Installs a Lua API module.
+    pub fn install(&self, module: &dyn Module) -> Result<()> {
+        let lua = self.live_lua()?;
+        let ctx = ModuleContext {
+            lua: &lua,
+            engine: self,
+            api: self.api(),
+            internals: self.internals(),
+        };
+        module.install(&ctx).map_err(|e| {
+            crate::Error::Lua(mlua::Error::runtime(format!(
+                "installing module {}: {e}",
+                module.name()
+            )))
+        })
     }
 
     // ------------------------------------------------------------------
-    // Lua helpers
+    // Observers
+
+    /// Registers an observer of task lifecycles and unhandled rejections,
+    /// after those already registered.
+    pub fn add_observer(&self, observer: Rc<dyn Observer>) {
+        self.0.observers.add(observer);
+        self.refresh_observed();
+    }
+
+    /// Unregisters `observer`; `true` if it was registered.
+    pub fn remove_observer(&self, observer: &Rc<dyn Observer>) -> bool {
+        let removed = self.0.observers.remove(observer);
+        self.refresh_observed();
+        removed
+    }
+
+    fn refresh_observed(&self) {
+        let _ = self
+            .half()
+            .set_observed
+            .call::<()>(self.0.observers.wants_lifecycle());
+    }
+
+    /// Reports an error nobody can catch (a failure of the loop itself, a
+    /// `__close` handler that raised while its task was cancelled) to the
+    /// observers, as an unhandled rejection.
+    pub fn report_error(&self, error: &ScriptError) {
+        self.report_unhandled(error);
+    }
+
+    fn report_unhandled(&self, error: &ScriptError) {
+        for o in self.0.observers.snapshot() {
+            o.unhandled_rejection(error);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Running
+
+    /// Runs up to `max` tasks of the current turn. When no turn is open it
+    /// opens one first: every task ready at that moment, in the order it
+    /// became ready (work made ready meanwhile waits for the next turn).
+    /// When the ready queue is empty afterwards, unhandled rejections are
+    /// reported.
+    pub fn run_ready(&self, max: usize) -> Result<Batch> {
+        let (left, ready, resumed): (i64, i64, i64) = self.half().run.call(max)?;
+        Ok(Batch {
+            left_in_turn: left.max(0) as usize,
+            ready: ready.max(0) as usize,
+            resumed: resumed.max(0) as usize,
+        })
+    }
+
+    fn counts(&self) -> (usize, usize, usize, usize) {
+        self.half()
+            .counts
+            .call::<(usize, usize, usize, usize)>(())
+            .unwrap_or_default()
+    }
+
+    /// Tasks waiting to run.
+    pub fn ready_count(&self) -> usize {
+        self.counts().0
+    }
+
+    /// Live tasks: spawned and not yet finished or cancelled.
+    pub fn task_count(&self) -> usize {
+        self.counts().1
+    }
+
+    /// Idle worker coroutines kept for reuse.
+    pub fn pooled_threads(&self) -> usize {
+        self.counts().2
+    }
+
+    /// Rust futures running for scripts.
+    pub fn future_count(&self) -> usize {
+        self.counts().3
+    }
+
+    /// Sets why the running task is about to yield from a hook (the hook
+    /// then returns `VmState::Yield`). Read once, then reset to [`Stop::Yield`].
+    pub fn set_stop_reason(&self, reason: Stop) {
+        self.0.stop.set(reason);
+    }
+
+    /// The error a task abandoned with [`Stop::Limit`] rejects with.
+    pub fn set_limit_error(&self, error: ScriptError) {
+        *self.0.limit_error.borrow_mut() = Some(error);
+    }
+
+    // ------------------------------------------------------------------
+    // Tasks
+
+    fn context_value(&self, lua: &Lua, ctx: &ScriptContext) -> mlua::Result<AnyUserData> {
+        lua.create_any_userdata(ContextData(Rc::new(ctx.clone())))
+    }
+
+    /// Spawns `func(args...)` as a top-level task of script `ctx` and
+    /// returns its promise. It starts on a later turn. The promise counts
+    /// as consumed: the host holds it.
+    pub fn spawn(
+        &self,
+        func: Function,
+        args: impl IntoLuaMulti,
+        ctx: &ScriptContext,
+    ) -> Result<Promise> {
+        let lua = self.live_lua()?;
+        let mut all = MultiValue::new();
+        all.push_back(Value::Function(func));
+        all.push_back(Value::UserData(self.context_value(&lua, ctx)?));
+        all.push_back(Value::String(lua.create_string(ctx.name())?));
+        all.extend(args.into_lua_multi(&lua)?);
+        let p: Table = self.half().spawn_host.call(all)?;
+        Ok(self.pin(p)?)
+    }
+
+    /// The script context of the task running now, if any.
+    pub fn current_context(&self) -> Option<Rc<ScriptContext>> {
+        let internals = &self.half().internals;
+        let current: Function = internals.raw_get("current").ok()?;
+        let task: Value = current.call(()).ok()?;
+        let task_ctx: Function = internals.raw_get("task_ctx").ok()?;
+        match task_ctx.call::<Value>(task).ok()? {
+            Value::UserData(ud) => ud.borrow::<ContextData>().ok().map(|c| c.0.clone()),
+            _ => None,
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Promises
+
+    pub(crate) fn pin(&self, table: Table) -> mlua::Result<Promise> {
+        let id = self.next_id();
+        self.half().pins.raw_set(id, table)?;
+        Ok(Promise::from_pin(id, self.clone()))
+    }
+
+    pub(crate) fn unpin(&self, id: i64) {
+        if self.lua().is_some() {
+            let _ = self.half().pins.raw_set(id, Value::Nil);
+        }
+    }
+
+    pub(crate) fn pinned(&self, id: i64) -> mlua::Result<Table> {
+        self.live_lua()?;
+        self.half().pins.raw_get(id)
+    }
+
+    pub(crate) fn status_of(&self, id: i64) -> Option<PromiseStatus> {
+        let t = self.pinned(id).ok()?;
+        let code: i64 = t.raw_get(self.half().st.clone()).ok()?;
+        PromiseStatus::from_code(code)
+    }
+
+    pub(crate) fn outcome_of(&self, id: i64) -> Option<Outcome> {
+        let t = self.pinned(id).ok()?;
+        let code: i64 = t.raw_get(self.half().st.clone()).ok()?;
+        let value: Value = t.raw_get(self.half().v.clone()).ok()?;
+        Outcome::from_parts(code, value)
+    }
+
+    fn next_id(&self) -> i64 {
+        let id = self.0.next_id.get();
+        self.0.next_id.set(id + 1);
+        id
+    }
+
+    /// A new pending promise; settle it with [`resolve`](Engine::resolve),
+    /// [`reject`](Engine::reject) or [`cancel`](Engine::cancel).
+    pub fn new_promise(&self) -> Result<Promise> {
+        let t: Table = self.half().new_promise.call(())?;
+        Ok(self.pin(t)?)
+    }
+
+    /// The promise behind a Lua value, if it is one.
+    pub fn promise_from_value(&self, value: &Value) -> Option<Promise> {
+        match value {
+            Value::Table(t) => match t.raw_get::<Value>(self.half().st.clone()) {
+                Ok(Value::Integer(_)) => self.pin(t.clone()).ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Resolves `promise` with `value`. A promise value is adopted; a table
+    /// with a callable `then` field is treated as a thenable.
+    pub fn resolve(&self, promise: &Promise, value: Value) -> Result<()> {
+        Ok(self.half().resolve.call((promise.table()?, value))?)
+    }
+
+    /// Rejects `promise` with `reason` (used as is).
+    pub fn reject(&self, promise: &Promise, reason: Value) -> Result<()> {
+        let code = PromiseStatus::Rejected as i64;
+        Ok(self
+            .half()
+            .settle
+            .call::<()>((promise.table()?, code, reason))?)
+    }
+
+    /// Rejects `promise` with an error object built from `error`.
+    pub fn reject_with(&self, promise: &Promise, error: &ScriptError) -> Result<()> {
+        let reason = self.error_object(error)?;
+        self.reject(promise, reason)
+    }
+
+    /// Cancels a pending promise: stops its task, timer or future, then
+    /// cancels what was chained from it. `false` if it had already settled.
+    pub fn cancel(&self, promise: &Promise) -> bool {
+        match promise.table() {
+            Ok(t) => self.half().cancel.call::<bool>(t).unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
+    /// Marks `promise` as consumed.
+    pub fn consume(&self, promise: &Promise) {
+        if let Ok(t) = promise.table() {
+            let _ = self.half().consume.call::<()>(t);
+        }
+    }
+
+    fn add_rust_waiter(&self, promise: &Promise, waiter: RustWaiter) -> Result<()> {
+        let id = self.next_id();
+        self.0.waiters.borrow_mut().insert(id, waiter);
+        if let Err(e) = self.half().add_waiter.call::<()>((promise.table()?, id)) {
+            self.0.waiters.borrow_mut().remove(&id);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Calls `callback` once `promise` settles (at once if it has). This
+    /// counts as consuming the promise.
+    pub fn on_settle(&self, promise: &Promise, callback: SettleCallback) -> Result<()> {
+        self.add_rust_waiter(promise, RustWaiter::Callback(callback))
+    }
+
+    /// Wakes `waker` once `promise` settles; for Rust futures polling it.
+    pub fn register_waker(&self, promise: &Promise, waker: Waker) -> Result<()> {
+        self.add_rust_waiter(promise, RustWaiter::Waker(waker))
+    }
+
+    // ------------------------------------------------------------------
+    // Errors
+
+    /// Builds a script-visible error object.
+    pub fn error_object(&self, error: &ScriptError) -> mlua::Result<Value> {
+        let lua = self.live_lua()?;
+        Ok(Value::Table(
+            error.to_lua_object(&lua, &self.half().error_mt)?,
+        ))
+    }
+
+    /// Reads a rejection reason as a [`ScriptError`].
+    pub fn script_error(&self, reason: &Value) -> ScriptError {
+        ScriptError::from_reason(reason, Some(&self.half().error_mt))
+    }
 
     /// Wraps a Rust API function so bad input raises an error object at the
     /// script's call site. `f` returns `Err` for bad input.
@@ -233,1061 +559,263 @@ impl Engine {
     where
         F: Fn(&Lua, MultiValue) -> ApiResult<Value> + 'static,
     {
-        let raw = self.raw_api_function(lua, f)?;
-        self.items().checked.call(raw)
-    }
-
-    /// The unwrapped form of [`api_function`](Engine::api_function): returns
-    /// `(value, nil)` or `(nil, error)` to Lua.
-    pub(crate) fn raw_api_function<F>(&self, lua: &Lua, f: F) -> mlua::Result<Function>
-    where
-        F: Fn(&Lua, MultiValue) -> ApiResult<Value> + 'static,
-    {
-        let mt = self.0.error_mt.clone();
-        lua.create_function(move |lua, args: MultiValue| match f(lua, args) {
+        let weak = Rc::downgrade(&self.0);
+        let raw = lua.create_function(move |lua, args: MultiValue| match f(lua, args) {
             Ok(v) => Ok((v, Value::Nil)),
-            Err(e) => Ok((Value::Nil, Value::Table(e.to_lua_object(lua, &mt)?))),
-        })
-    }
-
-    /// Builds a script-visible error object.
-    pub fn error_object(&self, lua: &Lua, error: &ScriptError) -> mlua::Result<Value> {
-        Ok(Value::Table(error.to_lua_object(lua, &self.0.error_mt)?))
-    }
-
-    /// Reads a rejection reason as a [`ScriptError`].
-    pub fn script_error(&self, reason: &Value) -> ScriptError {
-        ScriptError::from_reason(reason, Some(&self.0.error_mt))
-    }
-
-    /// The promise behind a Lua value, if it is one.
-    pub fn promise_from_value(&self, value: &Value) -> Option<Promise> {
-        match value {
-            Value::UserData(ud) => ud.borrow::<Promise>().ok().map(|p| p.clone()),
-            _ => None,
-        }
-    }
-
-    /// Makes a Lua value (userdata) for `promise`.
-    pub fn promise_to_lua(&self, lua: &Lua, promise: Promise) -> mlua::Result<Value> {
-        Ok(Value::UserData(lua.create_any_userdata(promise)?))
-    }
-
-    /// [`promise_to_lua`](Engine::promise_to_lua) for API functions: a
-    /// failure becomes the script-visible error.
-    pub fn promise_value(&self, lua: &Lua, promise: Promise) -> ApiResult<Value> {
-        self.promise_to_lua(lua, promise)
-            .map_err(|e| rust_error_to_script(&e))
-    }
-
-    fn cancelled_error(&self, lua: &Lua) -> mlua::Result<Value> {
-        self.error_object(
-            lua,
-            &ScriptError::new(ErrorKind::Cancelled, "the promise was cancelled"),
-        )
-    }
-
-    // ------------------------------------------------------------------
-    // Promises
-
-    /// A new pending promise with no source; settle it with
-    /// [`resolve`](Engine::resolve) or [`reject`](Engine::reject).
-    pub fn new_promise(&self) -> Promise {
-        Promise::with_source(Source::None)
-    }
-
-    /// A new pending promise for an operation (a timer, a Rust future) of the
-    /// running task: cancelling the task cancels it.
-    pub fn new_operation(&self, source: Source) -> Promise {
-        let p = Promise::with_source(source);
-        self.track(&p);
-        p
-    }
-
-    /// Makes `promise` a child of the running task, cancelled with it.
-    pub fn track(&self, promise: &Promise) {
-        if let Some(id) = self.0.current.get() {
-            if let Some(task) = self.0.tasks.borrow_mut().get_mut(id) {
-                task.add_child(promise.clone());
-            }
-        }
-    }
-
-    /// Resolves `promise` with `value`. A promise value is adopted; a table
-    /// with a callable `then` field is treated as a thenable.
-    pub fn resolve(&self, lua: &Lua, promise: &Promise, value: Value) {
-        if !promise.is_pending() {
-            return;
-        }
-        if let Some(other) = self.promise_from_value(&value) {
-            if other.ptr_eq(promise) {
-                let err = ScriptError::new(ErrorKind::Type, "a promise cannot resolve to itself");
-                let reason = self.error_object(lua, &err).unwrap_or(Value::Nil);
-                self.settle(lua, promise, Outcome::Rejected(reason));
-                return;
-            }
-            promise.set_source(Source::None);
-            self.subscribe(lua, &other, Waiter::Adopt(promise.clone()));
-            return;
-        }
-        if let Value::Table(t) = &value {
-            // `then` is read exactly once; a metatable may compute it.
-            let then = if t.metatable().is_none() {
-                t.raw_get::<Value>("then")
-            } else {
-                t.get::<Value>("then")
-            };
-            match then {
-                Ok(Value::Function(then_fn)) => {
-                    self.adopt_thenable(lua, promise, value.clone(), then_fn);
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let reason = self.lua_error_value(lua, e);
-                    self.settle(lua, promise, Outcome::Rejected(reason));
-                    return;
-                }
-            }
-        }
-        self.settle(lua, promise, Outcome::Resolved(value));
-    }
-
-    /// Rejects `promise` with `reason` (used as is).
-    pub fn reject(&self, lua: &Lua, promise: &Promise, reason: Value) {
-        self.settle(lua, promise, Outcome::Rejected(reason));
-    }
-
-    /// Rejects `promise` with an error object built from `error`.
-    pub fn reject_with(&self, lua: &Lua, promise: &Promise, error: &ScriptError) {
-        let reason = self.error_object(lua, error).unwrap_or(Value::Nil);
-        self.reject(lua, promise, reason);
-    }
-
-    /// Settles a pending promise with `outcome` (no adoption). Returns
-    /// `false` if it had already settled. Cancelling goes through
-    /// [`cancel`](Engine::cancel) so the source is stopped too.
-    pub fn settle(&self, lua: &Lua, promise: &Promise, outcome: Outcome) -> bool {
-        if matches!(outcome, Outcome::Cancelled) {
-            return self.cancel(lua, promise);
-        }
-        let Some((waiters, _source)) = promise.take_for_settle(outcome.clone()) else {
-            return false;
-        };
-        if matches!(outcome, Outcome::Rejected(_)) && waiters.is_empty() && !promise.is_handled() {
-            self.0.unhandled.borrow_mut().push(promise.clone());
-        }
-        self.dispatch_all(lua, waiters, outcome);
-        true
-    }
-
-    /// Cancels a pending promise: stops its task, timer or future, then
-    /// cancels what was chained from it. `false` if it had already settled.
-    pub fn cancel(&self, lua: &Lua, promise: &Promise) -> bool {
-        let Some((waiters, source)) = promise.take_for_settle(Outcome::Cancelled) else {
-            return false;
-        };
-        match source {
-            Source::None => {}
-            Source::Task(id) => self.cancel_task(lua, id),
-            Source::Timer(key) => {
-                self.0.driver.cancel_timer(key);
-            }
-            Source::Future(key) => {
-                self.0.driver.cancel_future(key);
-            }
-            Source::Linked(other) => {
-                self.cancel(lua, &other);
-            }
-        }
-        self.dispatch_all(lua, waiters, Outcome::Cancelled);
-        true
-    }
-
-    /// Calls `callback` once `promise` settles (at once if it has). This
-    /// counts as consuming the promise.
-    pub fn on_settle(&self, lua: &Lua, promise: &Promise, callback: SettleCallback) {
-        self.subscribe(lua, promise, Waiter::Callback(callback));
-    }
-
-    /// Wakes `waker` once `promise` settles; for Rust futures polling it.
-    pub fn register_waker(&self, lua: &Lua, promise: &Promise, waker: Waker) {
-        self.subscribe(lua, promise, Waiter::Waker(waker));
-    }
-
-    fn subscribe(&self, lua: &Lua, promise: &Promise, waiter: Waiter) {
-        if let Some((waiter, outcome)) = promise.push_waiter(waiter) {
-            self.dispatch_all(lua, Waiters::One(waiter), outcome);
-        }
-    }
-
-    /// Runs waiters iteratively, so long adoption chains cannot overflow the stack.
-    fn dispatch_all(&self, lua: &Lua, waiters: Waiters, outcome: Outcome) {
-        if waiters.is_empty() {
-            return;
-        }
-        waiters.queue_into(&mut self.0.dispatch_queue.borrow_mut(), &outcome);
-        if self.0.dispatching.replace(true) {
-            return;
-        }
-        loop {
-            let next = self.0.dispatch_queue.borrow_mut().pop_front();
-            let Some((waiter, outcome)) = next else {
-                break;
-            };
-            self.dispatch(lua, waiter, &outcome);
-        }
-        self.0.dispatching.set(false);
-    }
-
-    fn dispatch(&self, lua: &Lua, waiter: Waiter, outcome: &Outcome) {
-        match waiter {
-            Waiter::Task(id) => self.0.driver.ready(id),
-            Waiter::Then {
-                derived,
-                on_ok,
-                on_err,
-            } => {
-                let (handler, arg) = match outcome {
-                    Outcome::Resolved(v) => (on_ok, v),
-                    Outcome::Rejected(e) => (on_err, e),
-                    Outcome::Cancelled => {
-                        self.cancel(lua, &derived);
-                        return;
-                    }
-                };
-                match handler {
-                    Some(f) => {
-                        let args = MultiValue::from_iter([arg.clone()]);
-                        self.spawn_or_fail(lua, f, args, &derived, None);
-                    }
-                    None => {
-                        self.settle(lua, &derived, outcome.clone());
-                    }
-                }
-            }
-            Waiter::Finally { derived, handler } => {
-                let inner = self.new_promise();
-                inner.set_handled();
-                derived.set_source(Source::Linked(inner.clone()));
-                let original = outcome.clone();
-                let target = derived.clone();
-                self.subscribe(
-                    lua,
-                    &inner,
-                    Waiter::Callback(Box::new(move |engine, lua, done| {
-                        let result = match (done, original) {
-                            (_, Outcome::Cancelled) | (Outcome::Cancelled, _) => Outcome::Cancelled,
-                            (Outcome::Rejected(e), _) => Outcome::Rejected(e.clone()),
-                            (Outcome::Resolved(_), original) => original,
-                        };
-                        engine.settle(lua, &target, result);
-                    })),
-                );
-                let runner = self.items().finally_runner.clone();
-                let args = MultiValue::from_iter([Value::Function(handler)]);
-                self.spawn_or_fail(lua, runner, args, &inner, None);
-            }
-            Waiter::Adopt(derived) => {
-                self.settle(lua, &derived, outcome.clone());
-            }
-            Waiter::Callback(cb) => cb(self, lua, outcome),
-            Waiter::Waker(w) => w.wake(),
-        }
-    }
-
-    fn adopt_thenable(&self, lua: &Lua, promise: &Promise, obj: Value, then_fn: Function) {
-        let done = Rc::new(Cell::new(false));
-        let make = |reject: bool| {
-            let engine = self.clone();
-            let target = promise.clone();
-            let done = done.clone();
-            lua.create_function(move |lua, v: Value| {
-                if !done.replace(true) {
-                    if reject {
-                        engine.reject(lua, &target, v);
-                    } else {
-                        engine.resolve(lua, &target, v);
-                    }
-                }
-                Ok(())
-            })
-        };
-        let (resolve, reject) = match (make(false), make(true)) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => {
-                let reason = self.lua_error_value(lua, e);
-                self.settle(lua, promise, Outcome::Rejected(reason));
-                return;
-            }
-        };
-        // An error raised by `then` before it settled anything rejects.
-        let inner = self.new_promise();
-        inner.set_handled();
-        let reject_fn = reject.clone();
-        self.subscribe(
-            lua,
-            &inner,
-            Waiter::Callback(Box::new(move |_, _, outcome| {
-                if let Outcome::Rejected(e) = outcome {
-                    let _ = reject_fn.call::<()>(e.clone());
-                }
-            })),
-        );
-        let args = MultiValue::from_iter([
-            obj,
-            Value::Function(then_fn),
-            Value::Function(resolve),
-            Value::Function(reject),
-        ]);
-        let runner = self.items().thenable_runner.clone();
-        self.spawn_or_fail(lua, runner, args, &inner, None);
-    }
-
-    /// Turns an mlua error into a rejection reason.
-    pub(crate) fn lua_error_value(&self, lua: &Lua, error: mlua::Error) -> Value {
-        let script = rust_error_to_script(&error);
-        self.error_object(lua, &script).unwrap_or(Value::Nil)
-    }
-
-    /// Reports rejected promises that nothing consumed. The driver calls this
-    /// whenever its ready queue becomes empty.
-    pub fn check_unhandled(&self) -> usize {
-        let candidates = std::mem::take(&mut *self.0.unhandled.borrow_mut());
-        let mut reported = 0;
-        for p in candidates {
-            if p.is_handled() {
-                continue;
-            }
-            p.set_handled();
-            if let Some(Outcome::Rejected(reason)) = p.outcome() {
-                reported += 1;
-                let error = self.script_error(&reason);
-                let observer = self.0.observer.borrow().clone();
-                if let Some(o) = observer {
-                    o.unhandled_rejection(&error);
-                }
-            }
-        }
-        reported
-    }
-
-    // ------------------------------------------------------------------
-    // Tasks
-
-    /// Spawns `func(args...)` as a new top-level task (no parent) and
-    /// returns its promise. It starts on a later turn. The promise counts as
-    /// consumed: the host holds it.
-    pub fn spawn(
-        &self,
-        lua: &Lua,
-        func: Function,
-        args: impl IntoLuaMulti,
-        script_name: &str,
-    ) -> Result<Promise> {
-        let promise = self.new_promise();
-        promise.set_handled();
-        let args = args.into_lua_multi(lua)?;
-        let site = Some(SpawnSite::new(
-            Rc::from(format!("{script_name} (by the host)")),
-            0,
-            None,
-        ));
-        self.spawn_task(
-            lua,
-            func,
-            args,
-            &promise,
-            None,
-            site,
-            Some(Rc::from(script_name)),
-        )?;
-        Ok(promise)
-    }
-
-    /// Spawns `func(args...)` as a task of its own (no parent, such as a
-    /// timer callback). Unlike [`spawn`](Engine::spawn), nothing consumes its
-    /// promise: if it fails, that is an unhandled rejection.
-    pub fn spawn_detached(&self, lua: &Lua, func: Function, args: MultiValue) -> Promise {
-        let promise = self.new_promise();
-        self.spawn_or_fail(lua, func, args, &promise, None);
-        promise
-    }
-
-    fn spawn_or_fail(
-        &self,
-        lua: &Lua,
-        func: Function,
-        args: MultiValue,
-        promise: &Promise,
-        site: Option<Rc<SpawnSite>>,
-    ) {
-        if let Err(e) = self.spawn_task(lua, func, args, promise, None, site, None) {
-            let reason = self.lua_error_value(lua, e);
-            self.settle(lua, promise, Outcome::Rejected(reason));
-        }
-    }
-
-    fn take_thread(&self, lua: &Lua) -> mlua::Result<Thread> {
-        let runner = self.items().runner.clone();
-        let pooled = self.0.pool.borrow_mut().pop();
-        if let Some(thread) = pooled {
-            if thread.reset(runner.clone()).is_ok() {
-                return Ok(thread);
-            }
-            self.discard(thread);
-        }
-        let thread = lua.create_thread(runner)?;
-        self.0.task_threads.raw_set(thread.clone(), true)?;
-        Ok(thread)
-    }
-
-    fn recycle(&self, thread: Thread) {
-        let mut pool = self.0.pool.borrow_mut();
-        if pool.len() < self.0.options.pool_size {
-            pool.push(thread);
-        } else {
-            drop(pool);
-            self.discard(thread);
-        }
-    }
-
-    /// Forgets a task thread for good; the GC takes it from here.
-    fn discard(&self, thread: Thread) {
-        let _ = self.0.task_threads.raw_set(thread, Value::Nil);
-    }
-
-    /// Spawns a task; without a `name` it takes its parent's script name
-    /// (or the running task's, for handlers), else the default.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn spawn_task(
-        &self,
-        lua: &Lua,
-        func: Function,
-        args: MultiValue,
-        promise: &Promise,
-        parent: Option<TaskId>,
-        spawn_site: Option<Rc<SpawnSite>>,
-        name: Option<Rc<str>>,
-    ) -> mlua::Result<TaskId> {
-        let thread = self.take_thread(lua)?;
-        let serial = self.0.serial.get() + 1;
-        self.0.serial.set(serial);
-        let script_name = name
-            .or_else(|| {
-                let tasks = self.0.tasks.borrow();
-                parent
-                    .or(self.0.current.get())
-                    .and_then(|p| tasks.get(p).map(|t| t.script_name.clone()))
-            })
-            .unwrap_or_else(|| self.0.default_name.clone());
-        let id = {
-            let mut tasks = self.0.tasks.borrow_mut();
-            let id = tasks.insert(Task {
-                serial,
-                thread,
-                promise: promise.clone(),
-                start: Some((func, args)),
-                pending_await: None,
-                waiting_on: None,
-                children: Vec::new(),
-                compact_at: 16,
-                cancelled: false,
-                script_name,
-                spawn_site,
-                yields: 0,
-                run_time: Duration::ZERO,
-            });
-            if let Some(parent) = parent.and_then(|p| tasks.get_mut(p)) {
-                parent.add_child(promise.clone());
-            }
-            id
-        };
-        promise.set_source(Source::Task(id));
-        self.emit(Lifecycle::Created, id);
-        self.0.driver.ready(id);
-        Ok(id)
-    }
-
-    /// Resumes a ready task once. The driver calls this for each task it
-    /// dequeues; stale ids (finished or cancelled tasks) are ignored.
-    pub fn run(&self, lua: &Lua, id: TaskId) {
-        enum Input {
-            Start(Function, MultiValue),
-            Settled(Outcome),
-            Continue,
-        }
-        let (thread, input) = {
-            let mut tasks = self.0.tasks.borrow_mut();
-            let Some(task) = tasks.get_mut(id) else {
-                return;
-            };
-            let input = if let Some((f, args)) = task.start.take() {
-                Input::Start(f, args)
-            } else if let Some(p) = &task.waiting_on {
-                match p.outcome() {
-                    // Woken before the promise settled: keep waiting.
-                    None => return,
-                    Some(o) => {
-                        // The task gets the value now: it is delivered.
-                        p.0.undelivered.borrow_mut().take();
-                        task.waiting_on = None;
-                        Input::Settled(o)
-                    }
-                }
-            } else {
-                Input::Continue
-            };
-            (task.thread.clone(), input)
-        };
-        let observed = self.0.lifecycle.get();
-        if observed {
-            let event = if matches!(input, Input::Start(..)) {
-                Lifecycle::Started
-            } else {
-                Lifecycle::Resumed
-            };
-            self.emit(event, id);
-        }
-        let started = observed.then(Instant::now);
-        let previous = self.0.current.replace(Some(id));
-        let previous_thread = self.0.current_thread.replace(thread.to_pointer());
-        let result = match input {
-            Input::Start(f, args) => thread.resume::<(Value, Value)>((f, args)),
-            Input::Settled(outcome) => {
-                let (code, value) = match outcome {
-                    Outcome::Resolved(v) => (1, v),
-                    Outcome::Rejected(v) => (2, v),
-                    Outcome::Cancelled => (2, self.cancelled_error(lua).unwrap_or(Value::Nil)),
-                };
-                thread.resume::<(Value, Value)>((sentinel(&RESUME_KEY), code, value))
-            }
-            Input::Continue => thread.resume::<(Value, Value)>(()),
-        };
-        self.0.current.set(previous);
-        self.0.current_thread.set(previous_thread);
-        if let Some(started) = started {
-            if let Some(task) = self.0.tasks.borrow_mut().get_mut(id) {
-                task.run_time += started.elapsed();
-            }
-        }
-        self.after_resume(lua, id, thread, result);
-    }
-
-    fn after_resume(
-        &self,
-        lua: &Lua,
-        id: TaskId,
-        thread: Thread,
-        result: mlua::Result<(Value, Value)>,
-    ) {
-        let status = thread.status();
-        match (result, status) {
-            (Ok((first, _)), ThreadStatus::Resumable) => {
-                let awaited = {
-                    let mut tasks = self.0.tasks.borrow_mut();
-                    let Some(task) = tasks.get_mut(id) else {
-                        return;
-                    };
-                    if task.cancelled {
-                        drop(tasks);
-                        self.finish_cancelled(id);
-                        return;
-                    }
-                    task.yields += 1;
-                    let is_await = matches!(first, Value::LightUserData(ud) if ud == sentinel(&AWAIT_SENTINEL));
-                    let awaited = if is_await {
-                        task.pending_await.take()
-                    } else {
-                        None
-                    };
-                    task.waiting_on = awaited.clone();
-                    awaited
-                };
-                self.emit(Lifecycle::Yielded, id);
-                match awaited {
-                    Some(p) => self.subscribe(lua, &p, Waiter::Task(id)),
-                    // A bare `coroutine.yield` (or a hook yield): next turn.
-                    None => self.0.driver.ready(id),
-                }
-            }
-            (Ok((ok, value)), ThreadStatus::Finished) => {
-                let ok = matches!(ok, Value::Boolean(true));
-                self.complete(lua, id, true, ok, value);
-            }
-            (Ok(_), _) => {
-                let err =
-                    ScriptError::new(ErrorKind::Runtime, "task thread in an unexpected state");
-                let reason = self.error_object(lua, &err).unwrap_or(Value::Nil);
-                self.complete(lua, id, false, false, reason);
-            }
-            (Err(e), _) => {
-                // Errors escaping the runner: memory errors, or a coroutine
-                // closed behind the engine's back. The thread is not reused.
-                let reason = self.lua_error_value(lua, e);
-                self.complete(lua, id, false, false, reason);
-            }
-        }
-    }
-
-    /// A task's coroutine stopped for good. `reusable` says whether it
-    /// finished cleanly (and may go back to the pool).
-    fn complete(&self, lua: &Lua, id: TaskId, reusable: bool, ok: bool, value: Value) {
-        let Some(task) = self.0.tasks.borrow_mut().remove(id) else {
-            return;
-        };
-        if reusable {
-            self.recycle(task.thread.clone());
-        } else {
-            self.discard(task.thread.clone());
-        }
-        if task.cancelled {
-            return;
-        }
-        if self.0.lifecycle.get() {
-            let event = if ok {
-                Lifecycle::Completed
-            } else {
-                Lifecycle::Failed
-            };
-            self.emit_for(
-                event,
-                &task,
-                if ok {
-                    PromiseStatus::Resolved
-                } else {
-                    PromiseStatus::Rejected
-                },
-            );
-        }
-        if ok {
-            self.resolve(lua, &task.promise, value);
-        } else if is_memory_error(&value) {
-            // Lua does not call the message handler for memory errors, so the
-            // reason arrives as a bare string. Free what the task left behind
-            // before building the error object.
-            let _ = lua.gc_collect();
-            let err = ScriptError::new(ErrorKind::Limit, "memory limit: not enough memory");
-            self.reject_with(lua, &task.promise, &err);
-        } else {
-            self.reject(lua, &task.promise, value);
-        }
-    }
-
-    fn cancel_task(&self, lua: &Lua, id: TaskId) {
-        let running = self.0.current.get() == Some(id);
-        let (removed, children) = {
-            let mut tasks = self.0.tasks.borrow_mut();
-            if running {
-                let Some(task) = tasks.get_mut(id) else {
-                    return;
-                };
-                task.cancelled = true;
-                (None, std::mem::take(&mut task.children))
-            } else {
-                let Some(mut task) = tasks.remove(id) else {
-                    return;
-                };
-                let children = std::mem::take(&mut task.children);
-                (Some(task), children)
-            }
-        };
-        if let Some(task) = removed {
-            if self.0.lifecycle.get() {
-                self.emit_for(Lifecycle::Cancelled, &task, PromiseStatus::Cancelled);
-            }
-            self.close_thread(task.thread);
-            // Woken but never resumed: what it was given goes back.
-            if let Some(p) = task.waiting_on {
-                if let Some(Outcome::Resolved(v)) = p.outcome() {
-                    let hook = p.0.undelivered.borrow_mut().take();
-                    if let Some(hook) = hook {
-                        let _ = hook.call::<()>(v);
-                    }
-                }
-            }
-        }
-        for child in children {
-            self.cancel(lua, &child);
-        }
-    }
-
-    /// A task cancelled while it ran has now stopped: close it.
-    fn finish_cancelled(&self, id: TaskId) {
-        let task = self.0.tasks.borrow_mut().remove(id);
-        if let Some(task) = task {
-            if self.0.lifecycle.get() {
-                self.emit_for(Lifecycle::Cancelled, &task, PromiseStatus::Cancelled);
-            }
-            self.close_thread(task.thread);
-        }
-    }
-
-    /// Closes a suspended coroutine, running its pending `__close` handlers.
-    fn close_thread(&self, thread: Thread) {
-        let runner = self.items().runner.clone();
-        match thread.reset(runner) {
-            Ok(()) => self.recycle(thread),
             Err(e) => {
-                self.discard(thread);
-                // A `__close` handler raised while the task was being
-                // cancelled: nobody can catch it, so report it.
-                let mut err = rust_error_to_script(&e);
-                err.message = format!("error while closing a cancelled task: {}", err.message);
-                let observer = self.0.observer.borrow().clone();
-                if let Some(o) = observer {
-                    o.unhandled_rejection(&err);
-                }
+                let mt = weak
+                    .upgrade()
+                    .and_then(|inner| inner.half.get().map(|h| h.error_mt.clone()));
+                let obj = match mt {
+                    Some(mt) => Value::Table(e.to_lua_object(lua, &mt)?),
+                    None => Value::String(lua.create_string(&e.message)?),
+                };
+                Ok((Value::Nil, obj))
             }
-        }
-    }
-
-    fn emit(&self, event: Lifecycle, id: TaskId) {
-        if !self.0.lifecycle.get() {
-            return;
-        }
-        let observer = self.0.observer.borrow().clone();
-        let Some(observer) = observer else {
-            return;
-        };
-        // Copy what the observer sees, so it may call back into the engine.
-        let snapshot = {
-            let tasks = self.0.tasks.borrow();
-            tasks.get(id).map(|t| {
-                let info = task_info(t, t.promise.status());
-                (
-                    info.thread_id,
-                    t.script_name.clone(),
-                    info.status,
-                    info.execution_time,
-                    info.yield_count,
-                )
-            })
-        };
-        if let Some((thread_id, name, status, execution_time, yield_count)) = snapshot {
-            let info = TaskInfo {
-                thread_id,
-                script_name: &name,
-                status,
-                execution_time,
-                yield_count,
-            };
-            observer.lifecycle(event, &info);
-        }
-    }
-
-    fn emit_for(&self, event: Lifecycle, task: &Task, status: PromiseStatus) {
-        let observer = self.0.observer.borrow().clone();
-        if let Some(observer) = observer {
-            observer.lifecycle(event, &task_info(task, status));
-        }
+        })?;
+        self.half().checked.call(raw)
     }
 
     // ------------------------------------------------------------------
-    // The Lua API
+    // The bridge for Rust futures
 
-    /// The fast half of `await`: the Lua side has already checked that it
-    /// runs in a task thread.
-    fn peek(&self, lua: &Lua, promise: &Promise) -> mlua::Result<(i32, Value)> {
-        promise.set_handled();
-        let state = promise.0.state.borrow();
-        match &*state {
-            State::Pending { .. } => {
-                drop(state);
-                let Some(id) = self.0.current.get() else {
-                    return self.raise_code(lua, ErrorKind::Runtime, OUTSIDE_TASK);
-                };
-                if let Some(task) = self.0.tasks.borrow_mut().get_mut(id) {
-                    task.pending_await = Some(promise.clone());
-                }
-                Ok((0, Value::Nil))
-            }
-            State::Settled(Outcome::Resolved(v)) => Ok((1, v.clone())),
-            State::Settled(Outcome::Rejected(v)) => Ok((2, v.clone())),
-            State::Settled(Outcome::Cancelled) => Ok((2, self.cancelled_error(lua)?)),
-        }
-    }
-
-    fn raise_code(&self, lua: &Lua, kind: ErrorKind, message: &str) -> mlua::Result<(i32, Value)> {
-        let err = ScriptError::new(kind, located(lua, 2, message));
-        Ok((3, self.error_object(lua, &err)?))
-    }
-
-    fn spawn_site(&self, lua: &Lua, level: usize) -> Option<Rc<SpawnSite>> {
-        if !self.0.options.spawn_sites {
-            return None;
-        }
-        // Chunk names are interned: a spawn in a loop allocates only its site.
-        let (source, line) = lua
-            .inspect_stack(level, |d| {
-                let line = d.current_line()? as u32;
-                let src = d.source();
-                let short = src.short_src.as_deref().unwrap_or("?");
-                let mut names = self.0.source_names.borrow_mut();
-                let name = match names.get(short) {
-                    Some(name) => name.clone(),
-                    None => {
-                        let name: Rc<str> = Rc::from(short);
-                        if names.len() < 1024 {
-                            names.insert(name.clone());
-                        }
-                        name
-                    }
-                };
-                Some((name, line))
-            })
-            .flatten()?;
-        let parent = self.0.current.get().and_then(|id| {
-            self.0
-                .tasks
-                .borrow()
-                .get(id)
-                .and_then(|t| t.spawn_site.clone())
-        });
-        Some(SpawnSite::new(source, line, parent))
-    }
-
-    fn lua_spawn(&self, lua: &Lua, args: MultiValue) -> ApiResult<Value> {
-        let mut args = args.into_iter();
-        let func = match args.next() {
-            Some(Value::Function(f)) => f,
-            other => {
-                return Err(type_error(lua, "async", 1, "function", other.as_ref()));
+    /// Runs `future` on the loop and returns its promise, to hand to the
+    /// script. Its output, turned into a Lua value by `convert` once ready,
+    /// resolves the promise; an `Err` rejects it with that error object; a
+    /// panic rejects it with kind `"runtime"`. The promise is an operation
+    /// of the running task: cancelling either drops the future at once.
+    pub fn spawn_future<F, T, C>(&self, future: F, convert: C) -> mlua::Result<Value>
+    where
+        F: Future<Output = std::result::Result<T, ScriptError>> + 'static,
+        T: 'static,
+        C: FnOnce(&Lua, T) -> mlua::Result<Value> + 'static,
+    {
+        let id = self.next_id();
+        let promise: Table = self.half().op_begin.call(id)?;
+        let weak: Weak<Inner> = Rc::downgrade(&self.0);
+        let wrapped = async move {
+            let result = AssertUnwindSafe(future).catch_unwind().await;
+            if let Some(inner) = weak.upgrade() {
+                Engine(inner).finish_op(id, result, convert);
             }
         };
-        let promise = self.new_promise();
-        let site = self.spawn_site(lua, CALLER);
-        let parent = self.0.current.get();
-        self.spawn_task(lua, func, args.collect(), &promise, parent, site, None)
-            .map_err(|e| rust_error_to_script(&e))?;
-        self.promise_value(lua, promise)
+        let key = self.0.driver.spawn(Box::pin(wrapped));
+        self.0.futures.borrow_mut().insert(id, key);
+        Ok(Value::Table(promise))
     }
 
-    fn promise_methods(&self, lua: &Lua) -> mlua::Result<Table> {
-        let methods = lua.create_table()?;
-        let engine = self.clone();
-        let next = lua.create_function(
-            move |lua, (this, on_ok, on_err): (mlua::UserDataRef<Promise>, Value, Value)| {
-                let derived = engine.new_promise();
-                let as_fn = |v: Value| match v {
-                    Value::Function(f) => Some(f),
-                    _ => None,
-                };
-                engine.subscribe(
-                    lua,
-                    &this,
-                    Waiter::Then {
-                        derived: derived.clone(),
-                        on_ok: as_fn(on_ok),
-                        on_err: as_fn(on_err),
-                    },
-                );
-                engine.promise_to_lua(lua, derived)
-            },
-        )?;
-        methods.raw_set("next", next.clone())?;
-        methods.raw_set("and_then", next.clone())?;
-        methods.raw_set("then", next.clone())?;
-        let catch: Function = lua
-            .load("local next = ...\nreturn function(p, on_err) return next(p, nil, on_err) end")
-            .set_name("=luaco")
-            .call(next)?;
-        methods.raw_set("catch", catch)?;
-        let engine = self.clone();
-        methods.raw_set(
-            "finally",
-            lua.create_function(
-                move |lua, (this, handler): (mlua::UserDataRef<Promise>, Value)| {
-                    let derived = engine.new_promise();
-                    let waiter = match handler {
-                        Value::Function(handler) => Waiter::Finally {
-                            derived: derived.clone(),
-                            handler,
-                        },
-                        _ => Waiter::Adopt(derived.clone()),
-                    };
-                    engine.subscribe(lua, &this, waiter);
-                    engine.promise_to_lua(lua, derived)
-                },
-            )?,
-        )?;
-        methods.raw_set(
-            "status",
-            lua.create_function(|_, this: mlua::UserDataRef<Promise>| Ok(this.status().as_str()))?,
-        )?;
-        let engine = self.clone();
-        methods.raw_set(
-            "cancel",
-            lua.create_function(move |lua, this: mlua::UserDataRef<Promise>| {
-                let p = this.clone();
-                drop(this);
-                Ok(engine.cancel(lua, &p))
-            })?,
-        )?;
-        Ok(methods)
+    /// [`spawn_future`](Engine::spawn_future) for futures that produce plain data.
+    pub fn spawn_data<F>(&self, future: F) -> mlua::Result<Value>
+    where
+        F: Future<Output = std::result::Result<ScriptValue, ScriptError>> + 'static,
+    {
+        self.spawn_future(future, |lua, v| v.to_lua_value(lua))
     }
+
+    fn finish_op<T, C>(
+        &self,
+        id: i64,
+        result: std::thread::Result<std::result::Result<T, ScriptError>>,
+        convert: C,
+    ) where
+        C: FnOnce(&Lua, T) -> mlua::Result<Value>,
+    {
+        self.0.futures.borrow_mut().remove(&id);
+        let Some(lua) = self.lua() else { return };
+        let settled = match result {
+            Ok(Ok(output)) => match convert(&lua, output) {
+                Ok(v) => Ok(v),
+                Err(e) => Err(ScriptError::from(e)),
+            },
+            Ok(Err(e)) => Err(e),
+            Err(panic) => Err(ScriptError::new(
+                ErrorKind::Runtime,
+                format!("a Rust future panicked: {}", panic_message(&panic)),
+            )),
+        };
+        let (ok, value) = match settled {
+            Ok(v) => (true, v),
+            Err(e) => (
+                false,
+                self.error_object(&e)
+                    .unwrap_or_else(|_| self.memory_error()),
+            ),
+        };
+        if let Err(e) = self.half().op_end.call::<()>((id, ok, value)) {
+            self.report_unhandled(&ScriptError::from(e));
+        }
+        self.0.driver.wake();
+    }
+
+    // ------------------------------------------------------------------
+    // The primitives the Lua half calls
 
     fn primitives(&self, lua: &Lua) -> mlua::Result<Table> {
         let prims = lua.create_table()?;
-        let engine = self.clone();
+        let weak = Rc::downgrade(&self.0);
+        let with = move |f: &dyn Fn(Engine)| {
+            if let Some(inner) = weak.upgrade() {
+                f(Engine(inner));
+            }
+        };
+        let w = with.clone();
         prims.raw_set(
-            "peek",
-            // `Either` reads a promise straight off the Lua stack (no
-            // reference is made); anything else falls through to the error.
+            "notify",
+            lua.create_function(move |lua, (id, st, v): (i64, i64, Value)| {
+                w(&|engine| engine.notify(lua, id, st, v.clone()));
+                Ok(())
+            })?,
+        )?;
+        let w = with.clone();
+        prims.raw_set(
+            "cancel_future",
+            lua.create_function(move |_, id: i64| {
+                w(&|engine| {
+                    let key = engine.0.futures.borrow_mut().remove(&id);
+                    if let Some(key) = key {
+                        engine.0.driver.cancel_future(key);
+                    }
+                });
+                Ok(())
+            })?,
+        )?;
+        let w = with.clone();
+        prims.raw_set(
+            "lifecycle",
             lua.create_function(
-                move |lua, p: mlua::Either<mlua::UserDataRef<Promise>, Value>| match p {
-                    mlua::Either::Left(p) => engine.peek(lua, &p),
-                    mlua::Either::Right(_) => engine.raise_code(
-                        lua,
-                        ErrorKind::Type,
-                        "await() requires a promise argument",
-                    ),
+                move |_, (ev, id, ctx, st, yields, time): (i64, i64, Value, i64, i64, f64)| {
+                    w(&|engine| engine.lifecycle(ev, id, &ctx, st, yields, time));
+                    Ok(())
                 },
             )?,
         )?;
-        let engine = self.clone();
+        let origin = self.0.origin;
         prims.raw_set(
-            "spawn",
-            self.raw_api_function(lua, move |lua, args| engine.lua_spawn(lua, args))?,
+            "clock",
+            lua.create_function(move |_, ()| Ok(origin.elapsed().as_secs_f64()))?,
         )?;
-        let engine = self.clone();
+        let w = with.clone();
         prims.raw_set(
-            "spawn_chain",
+            "yield_reason",
             lua.create_function(move |_, ()| {
-                let tasks = engine.0.tasks.borrow();
-                Ok(engine
-                    .0
-                    .current
-                    .get()
-                    .and_then(|id| tasks.get(id))
-                    .and_then(|t| t.spawn_site.as_ref().map(|s| s.describe()))
-                    .unwrap_or_default())
+                let code = Cell::new(Stop::Yield.code());
+                w(&|engine| code.set(engine.0.stop.replace(Stop::Yield).code()));
+                Ok(code.get())
             })?,
         )?;
+        let w = with.clone();
         prims.raw_set(
-            "traceback",
-            lua.create_function(|lua, level: usize| {
-                let tb = lua.traceback(None, level)?.to_string_lossy();
-                Ok(strip_runner_frames(&tb).to_owned())
+            "limit_error",
+            lua.create_function(move |_, ()| {
+                let out = RefCell::new(Value::Nil);
+                w(&|engine| {
+                    let err = engine.0.limit_error.borrow().clone().unwrap_or_else(|| {
+                        ScriptError::new(ErrorKind::Limit, "a run-level limit was hit")
+                    });
+                    if let Ok(v) = engine.error_object(&err) {
+                        *out.borrow_mut() = v;
+                    }
+                });
+                Ok(out.into_inner())
             })?,
         )?;
-        let engine = self.clone();
+        let w = with.clone();
+        prims.raw_set(
+            "close_error",
+            lua.create_function(move |_, e: Value| {
+                w(&|engine| {
+                    let mut err = engine.script_error(&e);
+                    err.message = format!("error while closing a cancelled task: {}", err.message);
+                    engine.report_unhandled(&err);
+                });
+                Ok(())
+            })?,
+        )?;
+        let w = with.clone();
+        prims.raw_set(
+            "unhandled",
+            lua.create_function(move |_, reason: Value| {
+                w(&|engine| {
+                    let err = engine.script_error(&reason);
+                    engine.report_unhandled(&err);
+                });
+                Ok(())
+            })?,
+        )?;
+        let w = with;
         prims.raw_set(
             "convert_error",
-            lua.create_function(move |lua, v: Value| match v {
-                Value::Error(e) => engine.error_object(lua, &rust_error_to_script(&e)),
-                other => Ok(other),
-            })?,
-        )?;
-        let engine = self.clone();
-        prims.raw_set(
-            "make_error",
-            lua.create_function(
-                move |lua, (kind, message, level): (String, String, Option<usize>)| {
-                    let kind = ErrorKind::from_name(&kind).unwrap_or(ErrorKind::Runtime);
-                    let message = match level {
-                        Some(level) => located(lua, level, &message),
-                        None => message,
-                    };
-                    engine.error_object(lua, &ScriptError::new(kind, message))
-                },
-            )?,
-        )?;
-        let engine = self.clone();
-        prims.raw_set(
-            "is_promise",
-            lua.create_function(move |_, v: Value| Ok(engine.promise_from_value(&v).is_some()))?,
-        )?;
-        let engine = self.clone();
-        prims.raw_set(
-            "deferred",
-            lua.create_function(
-                move |lua, (on_cancel, on_undelivered): (Option<Function>, Option<Function>)| {
-                    let p = engine.new_promise();
-                    if let Some(hook) = on_undelivered {
-                        *p.0.undelivered.borrow_mut() = Some(Box::new(hook));
-                    }
-                    if let Some(on_cancel) = on_cancel {
-                        // An operation with clean-up: part of the running task.
-                        engine.track(&p);
-                        p.0.state
-                            .borrow_mut()
-                            .push_watcher(Waiter::Callback(Box::new(move |_, _, outcome| {
-                                if matches!(outcome, Outcome::Cancelled) {
-                                    let _ = on_cancel.call::<()>(());
-                                }
-                            })));
-                    }
-                    let (a, b) = (engine.clone(), p.clone());
-                    let resolve = lua.create_function(move |lua, v: Value| {
-                        a.resolve(lua, &b, v);
-                        Ok(())
-                    })?;
-                    let (a, b) = (engine.clone(), p.clone());
-                    let reject = lua.create_function(move |lua, v: Value| {
-                        a.reject(lua, &b, v);
-                        Ok(())
-                    })?;
-                    Ok((engine.promise_to_lua(lua, p)?, resolve, reject))
-                },
-            )?,
-        )?;
-        let engine = self.clone();
-        prims.raw_set(
-            "resolved",
             lua.create_function(move |lua, v: Value| {
-                let p = engine.new_promise();
-                engine.resolve(lua, &p, v);
-                engine.promise_to_lua(lua, p)
+                let Value::Error(e) = &v else { return Ok(v) };
+                let err = ScriptError::from(&**e);
+                let out = RefCell::new(Value::Nil);
+                w(&|engine| {
+                    if let Ok(obj) = engine.error_object(&err) {
+                        *out.borrow_mut() = obj;
+                    }
+                });
+                match out.into_inner() {
+                    Value::Nil => Ok(Value::String(lua.create_string(&err.message)?)),
+                    obj => Ok(obj),
+                }
             })?,
         )?;
-        let engine = self.clone();
-        prims.raw_set(
-            "rejected",
-            lua.create_function(move |lua, v: Value| {
-                let p = Promise::settled(Outcome::Rejected(v));
-                engine.0.unhandled.borrow_mut().push(p.clone());
-                engine.promise_to_lua(lua, p)
-            })?,
-        )?;
-        crate::combinators::install(self, lua, &prims)?;
         Ok(prims)
     }
-}
 
-impl State {
-    /// Adds a waiter that does not count as consuming the promise.
-    pub(crate) fn push_watcher(&mut self, waiter: Waiter) {
-        if let State::Pending { waiters, .. } = self {
-            waiters.push(waiter);
+    /// The error object made up front for a full heap.
+    fn memory_error(&self) -> Value {
+        let f: mlua::Result<Function> = self.half().internals.raw_get("memory_error");
+        f.and_then(|f| f.call(())).unwrap_or(Value::Boolean(false))
+    }
+
+    fn notify(&self, lua: &Lua, id: i64, st: i64, v: Value) {
+        let waiter = self.0.waiters.borrow_mut().remove(&id);
+        match waiter {
+            Some(RustWaiter::Callback(cb)) => {
+                if let Some(outcome) = Outcome::from_parts(st, v) {
+                    cb(self, lua, &outcome);
+                }
+            }
+            Some(RustWaiter::Waker(w)) => w.wake(),
+            None => {}
+        }
+    }
+
+    fn lifecycle(&self, ev: i64, id: i64, ctx: &Value, st: i64, yields: i64, time: f64) {
+        let Some(event) = Lifecycle::from_code(ev) else {
+            return;
+        };
+        let name = match ctx {
+            Value::UserData(ud) => ud
+                .borrow::<ContextData>()
+                .map(|c| c.0.name().to_owned())
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
+        let info = TaskInfo {
+            thread_id: id.max(0) as u64,
+            script_name: &name,
+            status: PromiseStatus::from_code(st).unwrap_or(PromiseStatus::Pending),
+            execution_time: Duration::from_secs_f64(time.max(0.0)),
+            yield_count: yields.max(0) as u64,
+        };
+        for o in self.0.observers.snapshot() {
+            if o.wants_lifecycle() {
+                o.lifecycle(event, &info);
+            }
         }
     }
 }
 
-fn is_memory_error(value: &Value) -> bool {
-    matches!(value, Value::String(s) if s.as_bytes().as_ref() == b"not enough memory")
-}
-
-/// Drops the two frames every task has at its bottom (`xpcall` and the
-/// runner); they say nothing about the script.
-fn strip_runner_frames(traceback: &str) -> &str {
-    let mut end = traceback.len();
-    for marker in ["\n\tluaco:", "\n\t[C]: in function 'xpcall'"] {
-        match traceback[..end].rfind(marker) {
-            Some(at) => end = at,
-            None => return traceback,
-        }
-    }
-    &traceback[..end]
-}
-
-fn task_info(task: &Task, status: PromiseStatus) -> TaskInfo<'_> {
-    TaskInfo {
-        thread_id: task.serial,
-        script_name: &task.script_name,
-        status,
-        execution_time: task.run_time,
-        yield_count: task.yields,
+/// What a panic carried, as text.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a non-string panic payload)".to_owned()
     }
 }
 
@@ -1306,7 +834,7 @@ pub(crate) fn caller_place(lua: &Lua, level: usize) -> Option<String> {
 }
 
 /// Prefixes `message` with the `file:line:` of the frame `level` up.
-pub(crate) fn located(lua: &Lua, level: usize, message: &str) -> String {
+pub fn located(lua: &Lua, level: usize, message: &str) -> String {
     match caller_place(lua, level) {
         Some(place) => format!("{place}: {message}"),
         None => message.to_owned(),
@@ -1330,23 +858,6 @@ pub fn type_error(
             &format!("bad argument #{n} to '{func}' ({expected} expected, got {got})"),
         ),
     )
-}
-
-/// Reads an mlua error as a script error, keeping a kind we raised ourselves.
-pub fn rust_error_to_script(error: &mlua::Error) -> ScriptError {
-    match error {
-        mlua::Error::CallbackError { cause, .. } => rust_error_to_script(cause),
-        mlua::Error::WithContext { cause, .. } => rust_error_to_script(cause),
-        mlua::Error::ExternalError(e) => match e.downcast_ref::<ScriptError>() {
-            Some(script) => script.clone(),
-            None => ScriptError::new(ErrorKind::Runtime, e.to_string()),
-        },
-        mlua::Error::MemoryError(m) => {
-            ScriptError::new(ErrorKind::Limit, format!("memory limit: {m}"))
-        }
-        mlua::Error::RuntimeError(m) => ScriptError::new(ErrorKind::Runtime, m.clone()),
-        other => ScriptError::new(ErrorKind::Runtime, other.to_string()),
-    }
 }
 
 /// Validates a millisecond count: a finite number ≥ 0 (fractions allowed),

@@ -2,6 +2,7 @@
 //! [`ScriptError`], a rejection reason turned into Rust data.
 
 use std::fmt;
+use std::rc::Rc;
 
 use mlua::{Lua, Table, Value};
 
@@ -102,7 +103,8 @@ impl fmt::Display for ErrorKind {
 /// Error objects (tables with `message` and `kind`) fill the fields directly;
 /// any other raised value becomes kind [`ErrorKind::Runtime`] with its text as
 /// `message` and the value itself in [`value`](ScriptError::value).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ScriptError {
     /// What went wrong, by category.
     pub kind: ErrorKind,
@@ -114,6 +116,19 @@ pub struct ScriptError {
     pub errors: Vec<ScriptError>,
     /// The raised value when it was not an error object (a table, a number…).
     pub value: Option<ScriptValue>,
+    /// The Rust error this one was made from, if any (an I/O error, an
+    /// mlua error). Not part of equality.
+    pub source: Option<Rc<dyn std::error::Error>>,
+}
+
+impl PartialEq for ScriptError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.message == other.message
+            && self.traceback == other.traceback
+            && self.errors == other.errors
+            && self.value == other.value
+    }
 }
 
 impl ScriptError {
@@ -125,7 +140,20 @@ impl ScriptError {
             traceback: None,
             errors: Vec::new(),
             value: None,
+            source: None,
         }
+    }
+
+    /// The same error, remembering `source` as its cause.
+    pub fn with_source(mut self, source: impl std::error::Error + 'static) -> Self {
+        self.source = Some(Rc::new(source));
+        self
+    }
+
+    /// The same error with a traceback.
+    pub fn with_traceback(mut self, traceback: impl Into<String>) -> Self {
+        self.traceback = Some(traceback.into());
+        self
     }
 
     /// Reads a rejection reason. `error_mt` is the metatable of error objects.
@@ -157,6 +185,7 @@ impl ScriptError {
                     traceback,
                     errors,
                     value: None,
+                    source: None,
                 };
             }
         }
@@ -173,6 +202,7 @@ impl ScriptError {
             traceback: None,
             errors: Vec::new(),
             value: ScriptValue::from_lua_value(reason).ok(),
+            source: None,
         }
     }
 
@@ -203,4 +233,43 @@ impl fmt::Display for ScriptError {
     }
 }
 
-impl std::error::Error for ScriptError {}
+impl std::error::Error for ScriptError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Reads an mlua error as a script error, keeping a kind we raised
+/// ourselves (a [`ScriptError`] carried through mlua) and the cause.
+impl From<mlua::Error> for ScriptError {
+    fn from(error: mlua::Error) -> Self {
+        ScriptError::from(&error)
+    }
+}
+
+impl From<&mlua::Error> for ScriptError {
+    fn from(error: &mlua::Error) -> Self {
+        let plain = |kind, message: String| ScriptError {
+            source: Some(Rc::new(error.clone())),
+            ..ScriptError::new(kind, message)
+        };
+        match error {
+            mlua::Error::CallbackError { cause, .. } => ScriptError::from(&**cause),
+            mlua::Error::WithContext { cause, .. } => ScriptError::from(&**cause),
+            mlua::Error::ExternalError(e) => match e.downcast_ref::<ScriptError>() {
+                Some(script) => script.clone(),
+                None => plain(ErrorKind::Runtime, e.to_string()),
+            },
+            mlua::Error::MemoryError(m) => plain(ErrorKind::Limit, format!("memory limit: {m}")),
+            mlua::Error::RuntimeError(m) => plain(ErrorKind::Runtime, m.clone()),
+            other => plain(ErrorKind::Runtime, other.to_string()),
+        }
+    }
+}
+
+/// Reads an mlua error as a script error; the same as `ScriptError::from`.
+pub fn rust_error_to_script(error: &mlua::Error) -> ScriptError {
+    ScriptError::from(error)
+}

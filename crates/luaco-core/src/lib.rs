@@ -1,62 +1,76 @@
 //! Promise and task core of luaco: Lua coroutines as tasks, `await`,
-//! promises, combinators and the coroutine pool.
+//! promises, combinators, and the bridge that turns Rust futures into
+//! promises.
 //!
-//! The core knows nothing of timers, I/O or sandboxes. It drives tasks
-//! through the small [`Driver`] trait (a ready queue, a clock, timers, Rust
-//! futures) that `luaco-sched` implements, and reports to an optional
-//! [`Observer`]. Most users want the `luaco` facade instead.
+//! The core knows nothing of timers, I/O, sandboxes or hooks. Its hot half
+//! is Lua (promises are plain tables, tasks run on pooled worker
+//! coroutines, `await` never calls into Rust); the Rust half is the
+//! [`Engine`], which an event loop (`luaco-sched`) drives through
+//! [`Engine::run_ready`] and which reaches the loop only through the small
+//! [`Driver`] trait. Most users want the `luaco` facade instead.
+//!
+//! # Doors for the layers above
+//! - **The Lua state** is made by [`StateBuilder`], which chooses the
+//!   standard libraries, a memory limit and a count hook *before any
+//!   coroutine exists* (mlua's global hook covers only coroutines made
+//!   after it), so a budget holds in every coroutine a script creates.
+//! - **Why a task stopped**: a hook that suspends a task sets a [`Stop`]
+//!   with [`Engine::set_stop_reason`] and yields; [`Stop::Preempted`] puts
+//!   the task at the back of the ready queue, [`Stop::Limit`] abandons its
+//!   coroutine and rejects its promise with [`Engine::set_limit_error`]'s error.
+//! - **Script contexts**: every task carries the [`ScriptContext`] of the
+//!   host call that started it (name, arguments, a policy slot), inherited
+//!   by everything it spawns; [`Engine::current_context`] reads it.
+//! - **Observers compose**: [`Engine::add_observer`] registers any number;
+//!   with none that wants lifecycles, no lifecycle work is done at all.
+//! - **Modules**: a [`Module`] installs one part of the Lua API
+//!   ([`Engine::install`]); timers, I/O and events are modules.
 //!
 //! # Examples
 //!
-//! A minimal driver that runs ready tasks from a queue is enough to run
-//! scripts that do not use timers:
+//! A loop that only runs ready tasks is enough for scripts that use no
+//! timers or I/O:
 //!
 //! ```
-//! use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
-//! use luaco_core::{Driver, Engine, FutureKey, LocalFuture, Options, Promise, TaskId, TimerKey};
+//! use std::rc::Rc;
+//! use luaco_core::{Engine, NoFutures, Options, PromiseStatus, ScriptContext, StateBuilder};
 //!
-//! #[derive(Default)]
-//! struct Queue(RefCell<VecDeque<TaskId>>);
-//! impl Driver for Queue {
-//!     fn ready(&self, task: TaskId) { self.0.borrow_mut().push_back(task) }
-//!     fn now(&self) -> Duration { Duration::ZERO }
-//!     fn add_timer(&self, d: Duration, _: Promise) -> TimerKey { TimerKey { deadline: d, seq: 0 } }
-//!     fn cancel_timer(&self, _: TimerKey) -> bool { false }
-//!     fn spawn(&self, _: LocalFuture) -> FutureKey { FutureKey(0) }
-//!     fn cancel_future(&self, _: FutureKey) -> bool { false }
-//! }
-//!
-//! let lua = mlua::Lua::new();
-//! let queue = Rc::new(Queue::default());
-//! let engine = Engine::new(&lua, queue.clone(), Options::default())?;
+//! let lua = StateBuilder::new().build()?;
+//! let engine = Engine::new(&lua, Rc::new(NoFutures), Options::default())?;
 //! lua.globals().set("luaco", engine.api())?;
 //! let main = lua.load(r#"
 //!     local a = luaco.async(function(x) return x * 2 end, 21)
 //!     return luaco.await(a) + 0
 //! "#).into_function()?;
-//! let p = engine.spawn(&lua, main, (), "example")?;
-//! loop {
-//!     let next = queue.0.borrow_mut().pop_front();
-//!     let Some(task) = next else { break };
-//!     engine.run(&lua, task);
-//! }
-//! assert_eq!(p.status(), luaco_core::PromiseStatus::Resolved);
+//! let p = engine.spawn(main, (), &ScriptContext::new("example"))?;
+//! while engine.run_ready(64)?.ready > 0 {}
+//! assert_eq!(p.status(), PromiseStatus::Resolved);
 //! # Ok::<(), luaco_core::Error>(())
 //! ```
 #![warn(missing_docs, missing_debug_implementations)]
 
-mod combinators;
+mod context;
 mod driver;
 mod engine;
 mod error;
+mod module;
+mod observer;
 mod promise;
-mod task;
+mod raw;
+mod state;
+mod stop;
 mod value;
 
-pub use driver::{Driver, FutureKey, Lifecycle, LocalFuture, Observer, TaskId, TaskInfo, TimerKey};
+pub use context::ScriptContext;
+pub use driver::{Driver, FutureKey, LocalFuture, NoFutures};
 pub use engine::{
-    duration_from_ms, rust_error_to_script, type_error, ApiResult, Engine, Options, CALLER,
+    duration_from_ms, located, type_error, ApiResult, Batch, Engine, Options, SettleCallback,
+    CALLER,
 };
-pub use error::{Error, ErrorKind, Result, ScriptError};
-pub use promise::{Outcome, Promise, PromiseStatus, SettleCallback, Source};
+pub use error::{rust_error_to_script, Error, ErrorKind, Result, ScriptError};
+pub use module::{Module, ModuleContext};
+pub use observer::{Lifecycle, Observer, TaskInfo};
+pub use promise::{Outcome, Promise, PromiseStatus};
+pub use state::{CountHook, StateBuilder};
+pub use stop::Stop;
 pub use value::ScriptValue;

@@ -150,19 +150,61 @@ fn from_lua(value: &Value, depth: usize) -> Result<ScriptValue> {
     })
 }
 
+/// The `__name` of the metatable that marks arrays (combinator results,
+/// `json.array`): such a table converts to an array of its `n` items.
+pub(crate) const ARRAY_NAME: &str = "luaco.array";
+
+/// How far past its border a marked array's `n` may reach (its trailing
+/// nils); a larger `n` is refused rather than allocated.
+const MAX_TRAILING_NILS: usize = 1 << 20;
+
+fn is_marked_array(t: &Table) -> bool {
+    t.metatable()
+        .and_then(|mt| mt.raw_get::<mlua::LuaString>("__name").ok())
+        .is_some_and(|name| name.as_bytes().as_ref() == ARRAY_NAME.as_bytes())
+}
+
+fn marked_array_from_lua(t: &Table, depth: usize) -> Result<ScriptValue> {
+    let len = t.raw_len();
+    let n = match t.raw_get::<Value>("n") {
+        Ok(Value::Integer(n)) if n >= 0 => n as usize,
+        _ => len,
+    };
+    if n > len.saturating_add(MAX_TRAILING_NILS) {
+        return Err(Error::Conversion(format!(
+            "array field n = {n} is far beyond its {len} items"
+        )));
+    }
+    let mut items = Vec::with_capacity(n.min(len.saturating_add(16)));
+    for i in 1..=n {
+        let v: Value = t.raw_get(i).map_err(|e| Error::Conversion(e.to_string()))?;
+        items.push(from_lua(&v, depth)?);
+    }
+    Ok(ScriptValue::Array(items))
+}
+
 fn table_from_lua(t: &Table, depth: usize) -> Result<ScriptValue> {
+    if is_marked_array(t) {
+        return marked_array_from_lua(t, depth);
+    }
     let mut int_keys = 0usize;
     let mut max_int = 0i64;
+    let mut min_int = i64::MAX;
     let mut entries = Vec::new();
     for pair in t.pairs::<Value, Value>() {
         let (k, v) = pair.map_err(|e| Error::Conversion(e.to_string()))?;
         if let Value::Integer(i) = k {
             int_keys += 1;
             max_int = max_int.max(i);
+            min_int = min_int.min(i);
         }
         entries.push((k, v));
     }
-    let is_array = !entries.is_empty() && int_keys == entries.len() && max_int as usize == int_keys;
+    // Distinct integer keys, all >= 1, whose largest is their count: 1..=n.
+    let is_array = !entries.is_empty()
+        && int_keys == entries.len()
+        && min_int >= 1
+        && usize::try_from(max_int).is_ok_and(|m| m == int_keys);
     if is_array {
         let mut items = vec![ScriptValue::Nil; int_keys];
         for (k, v) in &entries {

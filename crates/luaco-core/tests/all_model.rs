@@ -29,16 +29,16 @@ proptest! {
         items in prop::collection::vec(item(), 0..10),
         order_seed in prop::collection::vec(any::<u32>(), 10),
     ) {
-        let (lua, engine, _driver) = common::engine();
+        let (lua, engine) = common::engine();
         let list = lua.create_table().unwrap();
         let mut pending: Vec<(usize, Promise)> = Vec::new();
         for (i, it) in items.iter().enumerate() {
             let v = match it {
                 Item::Plain(v) => Value::Integer(*v),
                 _ => {
-                    let p = engine.new_promise();
+                    let p = engine.new_promise().unwrap();
                     pending.push((i, p.clone()));
-                    engine.promise_to_lua(&lua, p).unwrap()
+                    p.to_lua().unwrap()
                 }
             };
             list.raw_set(i + 1, v).unwrap();
@@ -55,10 +55,10 @@ proptest! {
         for &k in &schedule {
             let (i, p) = &pending[k];
             match items[*i] {
-                Item::Resolves(v) => engine.resolve(&lua, p, Value::Integer(v)),
+                Item::Resolves(v) => engine.resolve(p, Value::Integer(v)).unwrap(),
                 Item::Rejects(v) => {
                     if first_rejection.is_none() { first_rejection = Some(v); }
-                    engine.reject(&lua, p, Value::Integer(v));
+                    engine.reject(p, Value::Integer(v)).unwrap();
                 }
                 Item::Plain(_) => unreachable!(),
             }

@@ -28,13 +28,13 @@ fn op() -> impl Strategy<Value = Op> {
 proptest! {
     #[test]
     fn settles_once(ops in prop::collection::vec(op(), 0..12), waiters in 0usize..4) {
-        let (lua, engine, _driver) = common::engine();
-        let p = engine.new_promise();
+        let (_lua, engine) = common::engine();
+        let p = engine.new_promise().expect("promise");
         p.set_handled();
         let heard = Rc::new(Cell::new(0));
         for _ in 0..waiters {
             let heard = heard.clone();
-            engine.on_settle(&lua, &p, Box::new(move |_, _, _| heard.set(heard.get() + 1)));
+            engine.on_settle(&p, Box::new(move |_, _, _| heard.set(heard.get() + 1))).expect("waiter");
         }
         let mut expected = PromiseStatus::Pending;
         let mut expected_value = None;
@@ -42,15 +42,15 @@ proptest! {
             let was_pending = expected == PromiseStatus::Pending;
             match op {
                 Op::Resolve(v) => {
-                    engine.resolve(&lua, &p, Value::Integer(*v));
+                    engine.resolve(&p, Value::Integer(*v)).expect("resolve");
                     if was_pending { expected = PromiseStatus::Resolved; expected_value = Some(*v); }
                 }
                 Op::Reject(v) => {
-                    engine.reject(&lua, &p, Value::Integer(*v));
+                    engine.reject(&p, Value::Integer(*v)).expect("reject");
                     if was_pending { expected = PromiseStatus::Rejected; expected_value = Some(*v); }
                 }
                 Op::Cancel => {
-                    let cancelled = engine.cancel(&lua, &p);
+                    let cancelled = engine.cancel(&p);
                     prop_assert_eq!(cancelled, was_pending, "cancel() is true only while pending");
                     if was_pending { expected = PromiseStatus::Cancelled; }
                 }
@@ -69,7 +69,7 @@ proptest! {
 
 #[test]
 fn lua_resolvers_settle_once_too() -> mlua::Result<()> {
-    let (lua, engine, driver) = common::engine();
+    let (lua, engine) = common::engine();
     let main = lua
         .load(
             r#"
@@ -81,8 +81,10 @@ fn lua_resolvers_settle_once_too() -> mlua::Result<()> {
     "#,
         )
         .into_function()?;
-    let result = engine.spawn(&lua, main, (), "t").expect("spawn");
-    common::drain(&lua, &engine, &driver);
+    let result = engine
+        .spawn(main, (), &luaco_core::ScriptContext::new("t"))
+        .expect("spawn");
+    common::drain(&engine);
     match result.outcome() {
         Some(Outcome::Resolved(Value::String(s))) => assert_eq!(s.to_str()?, "resolved:first"),
         other => panic!("unexpected {other:?}"),

@@ -7,7 +7,7 @@ use std::io::ErrorKind as IoKind;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
-use luaco_core::{type_error, ApiResult, Engine};
+use luaco_core::{type_error, ApiResult, Engine, ScriptError};
 use mlua::{Lua, MultiValue, Table, Value};
 
 use crate::error::Error;
@@ -326,14 +326,14 @@ fn path_arg(lua: &Lua, func: &str, args: &MultiValue) -> ApiResult<String> {
 /// Runs a file operation as a promise of a Lua value.
 fn operation<T: 'static>(
     engine: &Engine,
-    lua: &Lua,
     name: &'static str,
     future: LocalBoxFuture<Result<T, Error>>,
     to_lua: impl FnOnce(&Lua, T) -> mlua::Result<Value> + 'static,
 ) -> ApiResult<Value> {
     let future = async move { future.await.map_err(|e| e.to_script(name)) };
-    let promise = luaco_sched::spawn_converted(engine, lua, future, to_lua);
-    engine.promise_value(lua, promise)
+    engine
+        .spawn_future(future, to_lua)
+        .map_err(ScriptError::from)
 }
 
 pub(crate) fn install(
@@ -355,12 +355,12 @@ pub(crate) fn install(
                     let err = denied(concat!("fs.", $name), &$path);
                     let f: LocalBoxFuture<Result<Value, Error>> =
                         Box::pin(async { Ok(Value::Nil) });
-                    return operation(&engine2, $lua, concat!("fs.", $name), f, move |_, _| {
+                    return operation(&engine2, concat!("fs.", $name), f, move |_, _| {
                         Err(mlua::Error::external(err))
                     });
                 };
                 let (fut, conv) = $body;
-                operation(&engine2, $lua, concat!("fs.", $name), fut, conv)
+                operation(&engine2, concat!("fs.", $name), fut, conv)
             })?;
             table.raw_set($name, f)?;
         }};

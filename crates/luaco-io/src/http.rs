@@ -7,9 +7,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures_lite::FutureExt;
 use luaco_core::{duration_from_ms, type_error, ApiResult, Engine, ErrorKind, ScriptError};
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, MultiValue, Table, Value};
 
 use crate::error::Error;
 
@@ -186,7 +185,7 @@ fn request(
     if !matches!(args.front(), Some(Value::Table(_))) {
         return Err(type_error(lua, "http.request", 1, "table", args.front()));
     }
-    send(engine, lua, client, parse_request(lua, &args))
+    send(engine, client, parse_request(lua, &args))
 }
 
 /// Starts a parsed request. Past the argument's type every failure is a
@@ -194,7 +193,6 @@ fn request(
 /// denied one with "permission".
 fn send(
     engine: &Engine,
-    lua: &Lua,
     client: Option<Rc<dyn HttpClient>>,
     parsed: ApiResult<(HttpRequest, Option<Duration>)>,
 ) -> ApiResult<Value> {
@@ -205,29 +203,34 @@ fn send(
                 .to_script("http.request"),
         ),
     });
+    let timeout = prepared.as_ref().ok().and_then(|(_, _, t)| *t);
     let future = async move {
-        let (client, req, timeout) = prepared?;
-        let url = req.url.to_string();
-        let send = client.send(req);
-        let result = match timeout {
-            Some(limit) => {
-                let deadline = async move {
-                    async_io::Timer::after(limit).await;
-                    Err(Error::Timeout(format!(
-                        "{url}: no response within {} ms",
-                        limit.as_secs_f64() * 1000.0
-                    )))
-                };
-                send.or(deadline).await
-            }
-            None => send.await,
-        };
-        result.map_err(|e| e.to_script("http.request"))
+        let (client, req, _) = prepared?;
+        client
+            .send(req)
+            .await
+            .map_err(|e| e.to_script("http.request"))
     };
-    let promise = luaco_sched::spawn_converted(engine, lua, future, |lua, response| {
-        response_table(lua, response).map(Value::Table)
-    });
-    engine.promise_value(lua, promise)
+    let promise = engine
+        .spawn_future(future, |lua, response| {
+            response_table(lua, response).map(Value::Table)
+        })
+        .map_err(ScriptError::from)?;
+    match timeout {
+        // The one timer path of the loop: `timeout` cancels the request's
+        // promise, which drops the backend's future and its connection.
+        Some(limit) => {
+            let timeout: Function = engine
+                .api()
+                .get::<Table>("promise")
+                .and_then(|p| p.get("timeout"))
+                .map_err(ScriptError::from)?;
+            timeout
+                .call((promise, limit.as_secs_f64() * 1000.0))
+                .map_err(ScriptError::from)
+        }
+        None => Ok(promise),
+    }
 }
 
 pub(crate) fn install(
@@ -256,7 +259,7 @@ pub(crate) fn install(
             };
             (req, None)
         });
-        send(&e, lua, c.clone(), parsed)
+        send(&e, c.clone(), parsed)
     })?;
     http.raw_set("get", get.clone())?;
     api.raw_set("http", http)?;

@@ -83,6 +83,25 @@ fn encode_into(
     Ok(())
 }
 
+/// How many items a marked array has: its `n` field when that is a count
+/// not far past its border (trailing nils), else its border.
+fn forced_len(t: &Table) -> Result<usize, ScriptError> {
+    const MAX_TRAILING_NILS: usize = 1 << 20;
+    let len = t.raw_len();
+    match t.raw_get::<Value>("n") {
+        Ok(Value::Integer(n)) if n >= 0 => {
+            let n = n as usize;
+            if n > len.saturating_add(MAX_TRAILING_NILS) {
+                return Err(type_err(format!(
+                    "cannot encode an array whose n = {n} is far beyond its {len} items"
+                )));
+            }
+            Ok(n)
+        }
+        _ => Ok(len),
+    }
+}
+
 fn encode_table(
     t: &Table,
     array_mt: Option<&Table>,
@@ -106,7 +125,7 @@ fn encode_table(
         forced_array || (!entries.is_empty() && all_int && max_int as usize == entries.len());
     if is_array {
         let n = if forced_array {
-            t.raw_len()
+            forced_len(t)?
         } else {
             entries.len()
         };
@@ -229,8 +248,9 @@ impl<'de> Visitor<'de> for LuaSeed<'_> {
 
 pub(crate) fn install(engine: &Engine, lua: &Lua, api: &Table) -> mlua::Result<()> {
     let json = lua.create_table()?;
-    let array_mt = lua.create_table()?;
-    array_mt.raw_set("__name", "json.array")?;
+    // The core's array marker: combinator results and `json.array` tables
+    // encode as arrays of their `n` items.
+    let array_mt = engine.array_metatable().clone();
     let mt = array_mt.clone();
     json.raw_set(
         "encode",

@@ -15,7 +15,7 @@
 //! use luaco_io::{install, IoConfig, MemFs};
 //! use luaco_sched::Scheduler;
 //!
-//! let lua = mlua::Lua::new();
+//! let lua = luaco_core::StateBuilder::new().build()?;
 //! let sched = Scheduler::new(&lua, Default::default())?;
 //! install(sched.engine(), &lua, IoConfig {
 //!     http: None,                                   // no network
@@ -29,13 +29,14 @@
 //!     local ok, err = pcall(luaco.await, luaco.http_get("http://127.0.0.1:9/"))
 //!     return text .. " " .. err.kind
 //! "#).into_function()?;
-//! let p = sched.engine().spawn(&lua, main, (), "io")?;
+//! let p = sched.engine().spawn(main, (), &luaco_core::ScriptContext::new("io"))?;
 //! sched.run_until(|| !p.is_pending(), None);
 //! let Some(luaco_core::Outcome::Resolved(v)) = p.outcome() else { panic!() };
 //! assert_eq!(v.to_string()?, r#"{"a":[1,2],"b":2} permission"#);
 //! # Ok::<(), luaco_core::Error>(())
 //! ```
 #![warn(missing_docs, missing_debug_implementations)]
+#![forbid(unsafe_code)]
 
 mod error;
 mod fs;
@@ -50,7 +51,7 @@ pub mod testing;
 
 use std::rc::Rc;
 
-use luaco_core::Engine;
+use luaco_core::{Engine, Module, ModuleContext};
 use mlua::Lua;
 
 pub use error::{Error, Result};
@@ -70,11 +71,28 @@ pub struct IoConfig {
     pub fs: Option<Rc<dyn FileSystem>>,
 }
 
-/// Adds `http`, `http_get`, `fs`, `json` and `json_parse` to the engine's API table.
-pub fn install(engine: &Engine, lua: &Lua, config: IoConfig) -> mlua::Result<()> {
-    let api = engine.api();
-    http::install(engine, lua, &api, config.http)?;
-    fs::install(engine, lua, &api, config.fs)?;
-    json::install(engine, lua, &api)?;
-    Ok(())
+/// The I/O module: `http`, `http_get`, `fs`, `json` and `json_parse`.
+#[derive(Debug, Default)]
+pub struct IoModule {
+    /// The backends scripts use.
+    pub config: IoConfig,
+}
+
+impl Module for IoModule {
+    fn name(&self) -> &str {
+        "io"
+    }
+
+    fn install(&self, ctx: &ModuleContext<'_>) -> mlua::Result<()> {
+        let (engine, lua, api) = (ctx.engine, ctx.lua, &ctx.api);
+        http::install(engine, lua, api, self.config.http.clone())?;
+        fs::install(engine, lua, api, self.config.fs.clone())?;
+        json::install(engine, lua, api)?;
+        Ok(())
+    }
+}
+
+/// Installs [`IoModule`] with `config` into `engine`.
+pub fn install(engine: &Engine, _lua: &Lua, config: IoConfig) -> luaco_core::Result<()> {
+    engine.install(&IoModule { config })
 }

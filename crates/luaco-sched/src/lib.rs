@@ -1,20 +1,22 @@
-//! Event loop of luaco: a FIFO ready queue, a timer map, Rust futures, and
+//! Event loop of luaco: turns of ready tasks, timers, Rust futures, and
 //! `pump` with a time budget.
 //!
 //! A [`Scheduler`] owns a Lua state's [`Engine`] and runs it by SPEC's
 //! "Turn" rule: at the start of a turn, due timers fire (deadline order, ties
 //! in creation order); then every task ready at that moment is resumed once,
 //! in the order it became ready. Work made ready during the turn waits for
-//! the next one. Rust futures run on an [`async_executor::LocalExecutor`]
-//! with `async-io`'s reactor; there is no tokio and no helper thread.
+//! the next one. The clock is read once per turn. Rust futures run on an
+//! [`async_executor::LocalExecutor`] with `async-io`'s reactor; there is no
+//! tokio and no helper thread.
 //!
 //! # Examples
 //!
 //! ```
 //! use std::time::Duration;
+//! use luaco_core::{ScriptContext, StateBuilder};
 //! use luaco_sched::Scheduler;
 //!
-//! let lua = mlua::Lua::new();
+//! let lua = StateBuilder::new().build()?;
 //! let sched = Scheduler::new(&lua, Default::default())?;
 //! lua.globals().set("luaco", sched.engine().api())?;
 //! let main = lua.load(r#"
@@ -22,18 +24,19 @@
 //!     luaco.await(luaco.sleep(5))
 //!     return luaco.now() - t0 >= 5
 //! "#).into_function()?;
-//! let p = sched.engine().spawn(&lua, main, (), "example")?;
+//! let p = sched.engine().spawn(main, (), &ScriptContext::new("example"))?;
 //! sched.run_until(|| !p.is_pending(), None);
 //! assert_eq!(p.status(), luaco_core::PromiseStatus::Resolved);
 //! # Ok::<(), luaco_core::Error>(())
 //! ```
 #![warn(missing_docs, missing_debug_implementations)]
+#![forbid(unsafe_code)]
 
 mod clock;
 mod timers;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -42,13 +45,14 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use async_executor::LocalExecutor;
-use luaco_core::{
-    Driver, Engine, FutureKey, LocalFuture, Options, Promise, ScriptError, ScriptValue, Source,
-    TaskId, TimerKey,
-};
-use mlua::{Lua, Value, WeakLua};
+use luaco_core::{Driver, Engine, FutureKey, LocalFuture, Options};
+use mlua::Lua;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+use timers::{Deadlines, Timers};
+
+/// Tasks resumed between two looks at the clock inside a turn.
+const RESUMES_PER_CLOCK_CHECK: usize = 32;
 
 /// What one [`Scheduler::pump`] call did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -77,10 +81,6 @@ pub enum RunEnd {
 
 /// The loop state the engine reaches through [`Driver`].
 struct Shared {
-    ready: RefCell<VecDeque<TaskId>>,
-    timers: RefCell<BTreeMap<TimerKey, Promise>>,
-    seq: Cell<u64>,
-    clock: Rc<dyn Clock>,
     executor: Rc<LocalExecutor<'static>>,
     futures: RefCell<HashMap<u64, (FutureSlot, async_executor::Task<()>)>>,
     next_future: Cell<u64>,
@@ -95,7 +95,9 @@ struct Shared {
 struct Signals {
     /// Futures that completed and can be forgotten.
     finished: RefCell<Vec<u64>>,
-    /// Woken when a task becomes ready or a future ends while the loop waits.
+    /// A future settled a promise: tasks may be ready.
+    woken: Cell<bool>,
+    /// Woken when something happens while the loop waits.
     waker: RefCell<Option<Waker>>,
 }
 
@@ -108,27 +110,6 @@ impl Signals {
 }
 
 impl Driver for Shared {
-    fn ready(&self, task: TaskId) {
-        self.ready.borrow_mut().push_back(task);
-        self.signals.notify();
-    }
-
-    fn now(&self) -> Duration {
-        self.clock.now()
-    }
-
-    fn add_timer(&self, deadline: Duration, promise: Promise) -> TimerKey {
-        let seq = self.seq.get();
-        self.seq.set(seq + 1);
-        let key = TimerKey { deadline, seq };
-        self.timers.borrow_mut().insert(key, promise);
-        key
-    }
-
-    fn cancel_timer(&self, key: TimerKey) -> bool {
-        self.timers.borrow_mut().remove(&key).is_some()
-    }
-
     fn spawn(&self, future: LocalFuture) -> FutureKey {
         let id = self.next_future.get();
         self.next_future.set(id + 1);
@@ -168,6 +149,11 @@ impl Driver for Shared {
         self.signals.notify();
         true
     }
+
+    fn wake(&self) {
+        self.signals.woken.set(true);
+        self.signals.notify();
+    }
 }
 
 /// A spawned future's slot, shared by its executor task and the loop.
@@ -184,34 +170,32 @@ pub struct SchedulerOptions {
 
 /// The event loop of one Lua state.
 pub struct Scheduler {
-    lua: WeakLua,
     engine: Engine,
     shared: Rc<Shared>,
+    timers: Rc<Timers>,
+    /// A turn was cut short by the pump budget: its rest runs first.
+    turn_open: Cell<bool>,
 }
 
 impl fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scheduler")
-            .field("ready", &self.shared.ready.borrow().len())
-            .field("timers", &self.shared.timers.borrow().len())
-            .field("futures", &self.shared.futures.borrow().len())
+            .field("ready", &self.ready_count())
+            .field("timers", &self.timer_count())
+            .field("futures", &self.future_count())
             .field("engine", &self.engine)
             .finish()
     }
 }
 
 impl Scheduler {
-    /// Builds the engine in `lua` and adds the timer functions (`sleep`,
-    /// `set_timeout`, `set_interval`, `now`) to its API table.
+    /// Builds the engine in `lua` and installs the timer module (`sleep`,
+    /// `set_timeout`, `set_interval`, `now`) into its API table.
     pub fn new(lua: &Lua, options: SchedulerOptions) -> luaco_core::Result<Scheduler> {
         let clock = options
             .clock
             .unwrap_or_else(|| Rc::new(SystemClock::new()) as Rc<dyn Clock>);
         let shared = Rc::new(Shared {
-            ready: RefCell::new(VecDeque::new()),
-            timers: RefCell::new(BTreeMap::new()),
-            seq: Cell::new(0),
-            clock,
             executor: Rc::new(LocalExecutor::new()),
             futures: RefCell::new(HashMap::new()),
             next_future: Cell::new(0),
@@ -219,11 +203,17 @@ impl Scheduler {
             signals: Rc::new(Signals::default()),
         });
         let engine = Engine::new(lua, shared.clone(), options.engine)?;
-        timers::install(&engine, lua)?;
+        let timers = Rc::new(Timers {
+            deadlines: Rc::new(Deadlines::default()),
+            clock,
+            fns: RefCell::new(None),
+        });
+        engine.install(&*timers)?;
         Ok(Scheduler {
-            lua: lua.weak(),
             engine,
             shared,
+            timers,
+            turn_open: Cell::new(false),
         })
     }
 
@@ -234,17 +224,22 @@ impl Scheduler {
 
     /// Time since the loop started, on its clock.
     pub fn now(&self) -> Duration {
-        self.shared.clock.now()
+        self.timers.clock.now()
     }
 
-    /// Tasks waiting to run in the next turn.
+    /// Tasks waiting to run.
     pub fn ready_count(&self) -> usize {
-        self.shared.ready.borrow().len()
+        self.engine.ready_count()
     }
 
-    /// Pending timers.
+    /// Pending timers (sleeps, timeouts, intervals).
     pub fn timer_count(&self) -> usize {
-        self.shared.timers.borrow().len()
+        self.timers
+            .fns
+            .borrow()
+            .as_ref()
+            .and_then(|f| f.count.call::<usize>(()).ok())
+            .unwrap_or(0)
     }
 
     /// Rust futures still running.
@@ -259,12 +254,7 @@ impl Scheduler {
 
     /// The earliest timer deadline, if any.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.shared
-            .timers
-            .borrow()
-            .keys()
-            .next()
-            .map(|k| k.deadline)
+        self.timers.deadlines.first()
     }
 
     /// Runs turns until `budget` is spent or nothing is ready. Never blocks:
@@ -273,35 +263,65 @@ impl Scheduler {
         self.turns(budget, true)
     }
 
+    fn fire_timers(&self) -> u64 {
+        let now_ms = self.timers.clock.now().as_secs_f64() * 1000.0;
+        let fns = self.timers.fns.borrow();
+        let Some(fns) = fns.as_ref() else { return 0 };
+        match fns.fire.call::<u64>(now_ms) {
+            Ok(n) => n,
+            Err(e) => {
+                self.report(e);
+                0
+            }
+        }
+    }
+
+    fn report(&self, error: mlua::Error) {
+        self.engine
+            .report_error(&luaco_core::ScriptError::from(error));
+    }
+
     /// The turns of [`pump`](Scheduler::pump). With `poll`, ready futures
     /// are polled before each turn; without, the caller is the executor.
     fn turns(&self, budget: Duration, poll: bool) -> PumpStats {
         let start = Instant::now();
         let mut stats = PumpStats::default();
-        let Some(lua) = self.lua.try_upgrade() else {
-            return stats;
-        };
         loop {
             if poll {
                 self.poll_futures();
             }
-            stats.timers_fired += self.fire_timers(&lua);
-            let batch = self.shared.ready.borrow().len();
-            if batch == 0 {
-                self.engine.check_unhandled();
-                break;
+            if !self.turn_open.get() {
+                stats.timers_fired += self.fire_timers();
             }
-            for _ in 0..batch {
-                let next = self.shared.ready.borrow_mut().pop_front();
-                let Some(id) = next else { break };
-                self.engine.run(&lua, id);
-                stats.tasks_resumed += 1;
+            self.shared.signals.woken.set(false);
+            let mut resumed = 0;
+            let ready = loop {
+                let batch = match self.engine.run_ready(RESUMES_PER_CLOCK_CHECK) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.report(mlua::Error::runtime(e.to_string()));
+                        self.turn_open.set(false);
+                        break 0;
+                    }
+                };
+                resumed += batch.resumed;
+                self.turn_open.set(batch.left_in_turn > 0);
+                if batch.left_in_turn == 0 {
+                    break batch.ready;
+                }
+                if start.elapsed() >= budget {
+                    // The rest of this turn's batch runs first next time.
+                    stats.tasks_resumed += resumed as u64;
+                    stats.batches += 1;
+                    stats.elapsed = start.elapsed();
+                    return stats;
+                }
+            };
+            stats.tasks_resumed += resumed as u64;
+            if resumed > 0 {
+                stats.batches += 1;
             }
-            stats.batches += 1;
-            if self.shared.ready.borrow().is_empty() {
-                self.engine.check_unhandled();
-            }
-            if start.elapsed() >= budget {
+            if ready == 0 || start.elapsed() >= budget {
                 break;
             }
         }
@@ -328,7 +348,7 @@ impl Scheduler {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return RunEnd::DeadlinePassed;
                 }
-                if self.ready_count() > 0 {
+                if self.turn_open.get() || self.ready_count() > 0 {
                     // A long burst of Lua work: let I/O move before the next.
                     futures_lite::future::yield_now().await;
                     continue;
@@ -343,22 +363,19 @@ impl Scheduler {
         end
     }
 
-    /// A future that completes when a task is ready, a future finished, the
-    /// next timer is due, or `until` passes.
+    /// A future that completes when a task may be ready, a future finished,
+    /// the next timer is due, or `until` passes.
     fn wait_for_work(&self, until: Option<Instant>) -> WaitForWork<'_> {
-        let due_now = self
-            .next_deadline()
-            .is_some_and(|d| d <= self.shared.clock.now());
-        let timer_due = self.next_deadline().map(|d| {
-            let now = self.shared.clock.now();
-            Instant::now() + d.saturating_sub(now)
-        });
+        let now = self.timers.clock.now();
+        let next = self.next_deadline();
+        let due_now = next.is_some_and(|d| d <= now);
+        let timer_due = next.map(|d| Instant::now() + d.saturating_sub(now));
         let wake_at = match (timer_due, until) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         WaitForWork {
-            shared: &self.shared,
+            signals: &self.shared.signals,
             timer: if due_now {
                 None
             } else {
@@ -368,25 +385,15 @@ impl Scheduler {
         }
     }
 
-    /// Blocks until a task is ready, the next timer is due, or `until`.
+    /// Blocks until a task may be ready, the next timer is due, or `until`.
     pub fn wait(&self, until: Option<Instant>) {
-        if self.ready_count() > 0 {
+        if self.turn_open.get() || self.ready_count() > 0 {
             return;
         }
         let wait = self.wait_for_work(until);
         let executor = self.shared.executor.clone();
         async_io::block_on(executor.run(wait));
         self.reap_futures();
-    }
-
-    /// Runs a Rust future on the loop; its result settles the returned
-    /// promise. The promise is an operation of the running task (cancelling
-    /// the task drops the future).
-    pub fn spawn_promise<F>(&self, lua: &Lua, future: F) -> Promise
-    where
-        F: Future<Output = Result<ScriptValue, ScriptError>> + 'static,
-    {
-        spawn_promise(&self.engine, lua, future)
     }
 
     fn poll_futures(&self) {
@@ -411,84 +418,12 @@ impl Scheduler {
             }
         }
     }
-
-    fn fire_timers(&self, lua: &Lua) -> u64 {
-        let now = self.shared.clock.now();
-        let mut fired = 0;
-        loop {
-            let due = {
-                let mut timers = self.shared.timers.borrow_mut();
-                match timers.first_key_value() {
-                    Some((key, _)) if key.deadline <= now => timers.pop_first(),
-                    _ => None,
-                }
-            };
-            let Some((_, promise)) = due else { break };
-            fired += 1;
-            promise.set_source(Source::None);
-            self.engine.resolve(lua, &promise, Value::Nil);
-        }
-        fired
-    }
 }
 
-/// See [`Scheduler::spawn_promise`]; usable from inside Lua callbacks, where
-/// only the engine is at hand.
-pub fn spawn_promise<F>(engine: &Engine, lua: &Lua, future: F) -> Promise
-where
-    F: Future<Output = Result<ScriptValue, ScriptError>> + 'static,
-{
-    spawn_converted(engine, lua, future, |lua, value| value.to_lua_value(lua))
-}
-
-/// Runs `future` on the loop and settles the returned promise with its
-/// output, turned into a Lua value by `convert` once it is ready. Like
-/// [`spawn_promise`], for results that are not plain data (a response
-/// table, file contents as a Lua string).
-pub fn spawn_converted<F, T, C>(engine: &Engine, lua: &Lua, future: F, convert: C) -> Promise
-where
-    F: Future<Output = Result<T, ScriptError>> + 'static,
-    T: 'static,
-    C: FnOnce(&Lua, T) -> mlua::Result<Value> + 'static,
-{
-    let weak = lua.weak();
-    spawn_lua_promise(engine, lua, async move {
-        let output = future.await?;
-        let lua = weak.try_upgrade().ok_or_else(|| {
-            ScriptError::new(luaco_core::ErrorKind::Runtime, "the Lua state is gone")
-        })?;
-        convert(&lua, output).map_err(|e| luaco_core::rust_error_to_script(&e))
-    })
-}
-
-/// Like [`spawn_promise`], for futures that build their Lua value
-/// themselves (a response table, say). The future must hold only a
-/// [`WeakLua`], never the Lua state itself.
-pub fn spawn_lua_promise<F>(engine: &Engine, lua: &Lua, future: F) -> Promise
-where
-    F: Future<Output = Result<Value, ScriptError>> + 'static,
-{
-    let promise = engine.new_operation(Source::None);
-    let (weak, target, settle_engine) = (lua.weak(), promise.clone(), engine.clone());
-    let key = engine.driver().spawn(Box::pin(async move {
-        let result = future.await;
-        let Some(lua) = weak.try_upgrade() else {
-            return;
-        };
-        target.set_source(Source::None);
-        match result {
-            Ok(value) => settle_engine.resolve(&lua, &target, value),
-            Err(err) => settle_engine.reject_with(&lua, &target, &err),
-        }
-    }));
-    promise.set_source(Source::Future(key));
-    promise
-}
-
-/// Completes when a task is ready or the timer fires, while the executor
-/// that polls it runs the loop's futures.
+/// Completes when a future settled something or the timer fires, while the
+/// executor that polls it runs the loop's futures.
 struct WaitForWork<'a> {
-    shared: &'a Shared,
+    signals: &'a Signals,
     timer: Option<async_io::Timer>,
     /// A timer is already due: complete at once.
     ready_now: bool,
@@ -501,8 +436,8 @@ impl Future for WaitForWork<'_> {
         if self.ready_now {
             return Poll::Ready(());
         }
-        let signals = &self.shared.signals;
-        if !self.shared.ready.borrow().is_empty() || !signals.finished.borrow().is_empty() {
+        let signals = self.signals;
+        if signals.woken.get() || !signals.finished.borrow().is_empty() {
             return Poll::Ready(());
         }
         if let Some(timer) = self.timer.as_mut() {

@@ -5,11 +5,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use luaco_core::{Promise, ScriptContext, StateBuilder};
 use luaco_sched::{ManualClock, Scheduler, SchedulerOptions};
 use proptest::prelude::*;
 
 fn scheduler(clock: &Rc<ManualClock>) -> (mlua::Lua, Scheduler) {
-    let lua = mlua::Lua::new();
+    let lua = StateBuilder::new().build().expect("lua");
     let sched = Scheduler::new(
         &lua,
         SchedulerOptions {
@@ -21,6 +22,14 @@ fn scheduler(clock: &Rc<ManualClock>) -> (mlua::Lua, Scheduler) {
     (lua, sched)
 }
 
+fn spawn(lua: &mlua::Lua, sched: &Scheduler, code: &str, name: &str) -> Promise {
+    let main = lua.load(code).into_function().expect("compile");
+    sched
+        .engine()
+        .spawn(main, (), &ScriptContext::new(name))
+        .expect("spawn")
+}
+
 proptest! {
     #[test]
     fn timers_fire_in_deadline_then_creation_order(
@@ -30,35 +39,42 @@ proptest! {
     ) {
         let clock = Rc::new(ManualClock::new());
         let (lua, sched) = scheduler(&clock);
-        let engine = sched.engine();
+        lua.globals().set("luaco", sched.engine().api()).expect("globals");
         let fired: Rc<RefCell<Vec<(usize, Duration)>>> = Rc::default();
-        let mut keep = Vec::new();
-        for (i, &d) in delays.iter().enumerate() {
-            let p = engine.new_promise();
-            let deadline = Duration::from_millis(d);
-            engine.driver().add_timer(deadline, p.clone());
-            let (fired, clock2) = (fired.clone(), clock.clone());
-            engine.on_settle(&lua, &p, Box::new(move |_, _, outcome| {
-                if matches!(outcome, luaco_core::Outcome::Resolved(_)) {
-                    use luaco_sched::Clock;
-                    fired.borrow_mut().push((i, clock2.now()));
-                }
-            }));
-            keep.push(p);
-        }
-        let cancelled: Vec<bool> = (0..delays.len()).map(|i| cancel_mask[i]).collect();
-        for (i, p) in keep.iter().enumerate() {
-            if cancelled[i] {
-                prop_assert!(engine.cancel(&lua, p));
-            }
-        }
+        let f = fired.clone();
+        let record = lua.create_function(move |_, (i, at): (usize, f64)| {
+            f.borrow_mut().push((i, Duration::from_secs_f64(at / 1000.0)));
+            Ok(())
+        }).expect("record");
+        lua.globals().set("record", record).expect("globals");
+        let delays_list = delays.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(",");
+        let cancels_list = delays.iter().enumerate()
+            .map(|(i, _)| cancel_mask[i].to_string()).collect::<Vec<_>>().join(",");
+        // Sleep promises observed with :next (the order handlers are
+        // spawned in is the order the timers fired in); handles from
+        // set_timeout are cancelled through their promises' sources.
+        let code = format!(r#"
+            local delays, cancels = {{{delays_list}}}, {{{cancels_list}}}
+            local ps = {{}}
+            for i, d in ipairs(delays) do
+              local p = luaco.sleep(d)
+              ps[i] = p
+              p:next(function() record(i - 1, luaco.now()) end)
+            end
+            for i, c in ipairs(cancels) do
+              if c then assert(ps[i]:cancel() == true) end
+            end
+        "#);
+        spawn(&lua, &sched, &code, "timers");
+        sched.pump(Duration::from_millis(10));
         for step in steps.iter().chain(std::iter::once(&100)) {
             clock.advance(Duration::from_millis(*step));
             sched.pump(Duration::from_millis(10));
         }
+        let cancelled: Vec<bool> = (0..delays.len()).map(|i| cancel_mask[i]).collect();
         let fired = fired.borrow();
         // Each live timer exactly once, cancelled ones never.
-        let mut ids: Vec<usize> = fired.iter().map(|(i, _)| *i).collect();
+        let ids: Vec<usize> = fired.iter().map(|(i, _)| *i).collect();
         let want: Vec<usize> = (0..delays.len()).filter(|i| !cancelled[*i]).collect();
         let mut sorted = ids.clone();
         sorted.sort_unstable();
@@ -71,8 +87,8 @@ proptest! {
         for (i, at) in fired.iter() {
             prop_assert!(*at >= Duration::from_millis(delays[*i]));
         }
-        ids.clear();
         prop_assert_eq!(sched.timer_count(), 0);
+        prop_assert!(sched.next_deadline().is_none(), "cancelled timers leave no deadline behind");
     }
 }
 
@@ -94,7 +110,7 @@ fn sleep_zero_resolves_on_the_next_turn() -> mlua::Result<()> {
         .into_function()?;
     let p = sched
         .engine()
-        .spawn(&lua, main, (), "turns")
+        .spawn(main, (), &ScriptContext::new("turns"))
         .expect("spawn");
     sched.pump(Duration::from_millis(50));
     match p.outcome() {
@@ -119,7 +135,7 @@ fn pump_reports_what_it_did() -> mlua::Result<()> {
         .into_function()?;
     sched
         .engine()
-        .spawn(&lua, main, (), "stats")
+        .spawn(main, (), &ScriptContext::new("stats"))
         .expect("spawn");
     let first = sched.pump(Duration::from_millis(50));
     assert_eq!(first.tasks_resumed, 4, "main, then its three tasks");
@@ -149,7 +165,10 @@ fn pump_respects_its_budget() -> mlua::Result<()> {
     let main = lua
         .load("while true do coroutine.yield() end")
         .into_function()?;
-    sched.engine().spawn(&lua, main, (), "spin").expect("spawn");
+    sched
+        .engine()
+        .spawn(main, (), &ScriptContext::new("spin"))
+        .expect("spawn");
     let stats = sched.pump(Duration::ZERO);
     assert_eq!(stats.batches, 1, "a zero budget runs exactly one turn");
     let stats = sched.pump(Duration::from_millis(20));

@@ -1,15 +1,17 @@
 #![doc = include_str!("../../../README.md")]
 #![warn(missing_docs, missing_debug_implementations)]
+#![forbid(unsafe_code)]
 
 mod error;
 mod runtime;
 
 pub use error::{Error, Result};
-pub use runtime::{Config, PromiseHandle, RejectionLog, Runtime, ScriptContext, TracingObserver};
+pub use runtime::{Config, PromiseHandle, RejectionLog, Runtime, TracingObserver};
 
 #[doc(inline)]
 pub use luaco_core::{
-    ErrorKind, Lifecycle, Observer, PromiseStatus, ScriptError, ScriptValue, TaskInfo,
+    ErrorKind, Lifecycle, Observer, PromiseStatus, ScriptContext, ScriptError, ScriptValue,
+    TaskInfo,
 };
 #[doc(inline)]
 pub use luaco_sched::PumpStats;
@@ -37,5 +39,8 @@ pub use mlua;
 
 /// The items most hosts need.
 pub mod prelude {
-    pub use crate::{Config, PromiseHandle, PromiseStatus, Runtime, ScriptContext, ScriptValue};
+    pub use crate::{
+        Config, Error, ErrorKind, PromiseHandle, PromiseStatus, Runtime, ScriptContext,
+        ScriptError, ScriptValue,
+    };
 }

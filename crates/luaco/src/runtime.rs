@@ -10,8 +10,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use luaco_core::{
-    Engine, ErrorKind, Lifecycle, Observer, Options, Outcome, Promise, PromiseStatus, ScriptError,
-    ScriptValue, TaskInfo,
+    Engine, ErrorKind, Lifecycle, Observer, Options, Outcome, Promise, PromiseStatus,
+    ScriptContext, ScriptError, ScriptValue, StateBuilder, TaskInfo,
 };
 use luaco_io::{FileSystem, HttpClient, IoConfig, RealFs};
 use luaco_sched::{PumpStats, RunEnd, Scheduler, SchedulerOptions};
@@ -63,25 +63,6 @@ impl Default for Config {
             allow_fs: true,
             file_system: None,
         }
-    }
-}
-
-/// Names a script run by [`Runtime::create_async`]; the name appears in
-/// error positions (`name:3: ...`) and in lifecycle events.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScriptContext {
-    name: String,
-}
-
-impl ScriptContext {
-    /// A context for the script called `name`.
-    pub fn new(name: impl Into<String>) -> ScriptContext {
-        ScriptContext { name: name.into() }
-    }
-
-    /// The script's name.
-    pub fn name(&self) -> &str {
-        &self.name
     }
 }
 
@@ -192,7 +173,9 @@ impl fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with the standard Lua libraries and luaco's API.
     pub fn new(config: Config) -> Result<Runtime> {
-        let lua = Lua::new();
+        let lua = StateBuilder::new()
+            .memory_limit(config.max_memory)
+            .build()?;
         let sched = Scheduler::new(
             &lua,
             SchedulerOptions {
@@ -206,7 +189,7 @@ impl Runtime {
         )?;
         sched
             .engine()
-            .set_observer(Some(Rc::new(TracingObserver::new()) as Rc<dyn Observer>));
+            .add_observer(Rc::new(TracingObserver::new()) as Rc<dyn Observer>);
         let io = IoConfig {
             http: config
                 .allow_net
@@ -230,9 +213,6 @@ impl Runtime {
         }
         if let Ok(mlua::Value::Table(loaded)) = lua.named_registry_value::<Value>("_LOADED") {
             loaded.raw_set("luaco", api.clone())?;
-        }
-        if let Some(limit) = config.max_memory {
-            lua.set_memory_limit(limit)?;
         }
         Ok(Runtime {
             lua,
@@ -262,9 +242,11 @@ impl Runtime {
         &self.config
     }
 
-    /// Replaces the observer of task lifecycles and unhandled rejections.
-    pub fn set_observer(&self, observer: Rc<dyn Observer>) {
-        self.engine().set_observer(Some(observer));
+    /// Registers an observer of task lifecycles and unhandled rejections.
+    /// Observers compose: the default tracing observer and every observer
+    /// registered before stay registered.
+    pub fn add_observer(&self, observer: Rc<dyn Observer>) {
+        self.engine().add_observer(observer);
     }
 
     /// Compiles `source` and runs it as a task (top-level `await` works).
@@ -273,9 +255,13 @@ impl Runtime {
         let chunk = self
             .lua
             .load(source)
-            .set_name(format!("={}", context.name))
+            .set_name(format!("={}", context.name()))
             .into_function()?;
-        self.spawn_function(chunk, MultiValue::new(), &context)
+        let mut args = MultiValue::new();
+        for a in context.args() {
+            args.push_back(Value::String(self.lua.create_string(a)?));
+        }
+        self.spawn_function(chunk, args, &context)
     }
 
     /// Runs a Lua function as a task with `args`, like [`create_async`](Runtime::create_async).
@@ -285,9 +271,7 @@ impl Runtime {
         args: MultiValue,
         context: &ScriptContext,
     ) -> Result<PromiseHandle> {
-        let promise = self
-            .engine()
-            .spawn(&self.lua, function, args, context.name())?;
+        let promise = self.engine().spawn(function, args, context)?;
         Ok(self.handle(promise))
     }
 
@@ -354,8 +338,8 @@ impl Runtime {
                 })?;
                 values.push(value);
             }
-            let promise = luaco_sched::spawn_promise(&engine, lua, f(values));
-            engine.promise_value(lua, promise)
+            let _ = lua;
+            engine.spawn_data(f(values)).map_err(ScriptError::from)
         })?;
         self.api.raw_set(name, function.clone())?;
         if self.config.globals {
@@ -425,7 +409,7 @@ impl PromiseHandle {
     /// Cancels the script's task; `true` if it was still pending.
     pub fn cancel(&self) -> bool {
         match self.lua.try_upgrade() {
-            Some(lua) => self.engine.cancel(&lua, &self.promise),
+            Some(_) => self.engine.cancel(&self.promise),
             None => false,
         }
     }
@@ -441,8 +425,13 @@ impl Future for PromiseHandle {
         let Some(lua) = self.lua.try_upgrade() else {
             return Poll::Ready(Err(Error::RuntimeDropped));
         };
-        self.engine
-            .register_waker(&lua, &self.promise, cx.waker().clone());
+        drop(lua);
+        if let Err(e) = self
+            .engine
+            .register_waker(&self.promise, cx.waker().clone())
+        {
+            return Poll::Ready(Err(e.into()));
+        }
         Poll::Pending
     }
 }

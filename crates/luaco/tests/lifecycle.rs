@@ -26,7 +26,7 @@ impl Observer for Recorder {
 fn each_task_reports_its_life_in_order() -> luaco::Result<()> {
     let rt = Runtime::new(Config::default())?;
     let rec = Rc::new(Recorder::default());
-    rt.set_observer(rec.clone());
+    rt.add_observer(rec.clone());
     let p = rt.create_async(
         r#"
         local ok = async(function() await(sleep(1)); return 1 end)
@@ -92,7 +92,7 @@ fn an_observer_may_call_back_into_the_runtime() -> luaco::Result<()> {
         rt: RefCell::new(Some(rt.clone())),
         spawned: RefCell::new(0),
     });
-    rt.set_observer(obs.clone());
+    rt.add_observer(obs.clone());
     let p = rt.create_async(
         "local t = async(function() await(sleep(1000)) end) await(sleep(1)) t:cancel() return 'done'",
         ScriptContext::new("outer"),

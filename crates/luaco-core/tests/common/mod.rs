@@ -1,64 +1,26 @@
-//! A minimal driver for testing the core alone: a ready queue and a list of
-//! timers that tests fire by hand. No clock, no I/O.
+//! Runs the core alone: no timers, no I/O, no event loop beyond a loop
+//! that resumes ready tasks.
 #![allow(dead_code)]
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Duration;
 
-use luaco_core::{Driver, Engine, FutureKey, LocalFuture, Options, Promise, TaskId, TimerKey};
+use luaco_core::{Engine, NoFutures, Options, StateBuilder};
 
-#[derive(Default)]
-pub struct TestDriver {
-    pub ready: RefCell<VecDeque<TaskId>>,
-    pub timers: RefCell<Vec<(TimerKey, Promise)>>,
-}
-
-impl Driver for TestDriver {
-    fn ready(&self, task: TaskId) {
-        self.ready.borrow_mut().push_back(task);
-    }
-    fn now(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn add_timer(&self, deadline: Duration, promise: Promise) -> TimerKey {
-        let key = TimerKey {
-            deadline,
-            seq: self.timers.borrow().len() as u64,
-        };
-        self.timers.borrow_mut().push((key, promise));
-        key
-    }
-    fn cancel_timer(&self, key: TimerKey) -> bool {
-        let mut timers = self.timers.borrow_mut();
-        let before = timers.len();
-        timers.retain(|(k, _)| *k != key);
-        before != timers.len()
-    }
-    fn spawn(&self, _: LocalFuture) -> FutureKey {
-        FutureKey(0)
-    }
-    fn cancel_future(&self, _: FutureKey) -> bool {
-        false
-    }
-}
-
-pub fn engine() -> (mlua::Lua, Engine, Rc<TestDriver>) {
-    let lua = mlua::Lua::new();
-    let driver = Rc::new(TestDriver::default());
-    let engine = Engine::new(&lua, driver.clone(), Options::default()).expect("engine");
+pub fn engine() -> (mlua::Lua, Engine) {
+    let lua = StateBuilder::new().build().expect("lua");
+    let engine = Engine::new(&lua, Rc::new(NoFutures), Options::default()).expect("engine");
     lua.globals().set("luaco", engine.api()).expect("globals");
-    (lua, engine, driver)
+    (lua, engine)
 }
 
-/// Runs ready tasks until the queue is empty.
-pub fn drain(lua: &mlua::Lua, engine: &Engine, driver: &TestDriver) -> usize {
+/// Runs turns until nothing is ready; returns the tasks resumed.
+pub fn drain(engine: &Engine) -> usize {
     let mut n = 0;
     loop {
-        let next = driver.ready.borrow_mut().pop_front();
-        let Some(id) = next else { return n };
-        engine.run(lua, id);
-        n += 1;
+        let batch = engine.run_ready(1024).expect("run");
+        n += batch.resumed;
+        if batch.ready == 0 {
+            return n;
+        }
     }
 }

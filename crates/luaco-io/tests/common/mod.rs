@@ -27,7 +27,7 @@ pub struct Env {
 }
 
 pub fn env(http: Option<Rc<dyn HttpClient>>, fs: Option<Rc<dyn FileSystem>>) -> Env {
-    let lua = mlua::Lua::new();
+    let lua = luaco_core::StateBuilder::new().build().expect("lua");
     let sched = Scheduler::new(&lua, Default::default()).expect("scheduler");
     install(sched.engine(), &lua, IoConfig { http, fs }).expect("install io");
     let api = sched.engine().api();
@@ -36,7 +36,7 @@ pub fn env(http: Option<Rc<dyn HttpClient>>, fs: Option<Rc<dyn FileSystem>>) -> 
         lua.globals().set(k, v).expect("global");
     }
     let rejections = Rc::new(Rejections::default());
-    sched.engine().set_observer(Some(rejections.clone()));
+    sched.engine().add_observer(rejections.clone());
     Env {
         lua,
         sched,
@@ -63,7 +63,7 @@ impl Env {
         let p = self
             .sched
             .engine()
-            .spawn(&self.lua, f, (), name)
+            .spawn(f, (), &luaco_core::ScriptContext::new(name))
             .expect("spawn");
         let end = self.sched.run_until(
             || !p.is_pending(),

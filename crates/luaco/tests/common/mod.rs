@@ -22,7 +22,7 @@ pub fn runtime() -> (Runtime, Rc<RejectionLog>) {
     })
     .expect("runtime");
     let log = RejectionLog::new();
-    rt.set_observer(log.clone());
+    rt.add_observer(log.clone());
     (rt, log)
 }
 

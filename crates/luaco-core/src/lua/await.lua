@@ -1,0 +1,32 @@
+-- await(p): the value of a settled promise at once; for a pending one, the
+-- task yields to the scheduler, which resumes it once `p` has settled.
+local core = ...
+
+local type, rawget, error = type, rawget, error
+local running, yield = core.co_running, coroutine.yield
+local current_co = core.current_co
+local ST, V, W = core.ST, core.V, core.W
+local PENDING, RESOLVED, REJECTED = core.PENDING, core.RESOLVED, core.REJECTED
+local AWAIT = core.AWAIT
+local raise, cancelled_error = core.raise, core.cancelled_error
+
+local OUTSIDE = "await() called outside an async task"
+local NOT_A_PROMISE = "await() requires a promise argument"
+
+local function await(p)
+  -- Only the scheduler resumes task coroutines (see the guards in task.lua),
+  -- so running in the current task's coroutine means running in the task.
+  if running() ~= current_co() then raise("runtime", OUTSIDE, 2) end
+  local st = type(p) == "table" and rawget(p, ST)
+  if not st then raise("type", NOT_A_PROMISE, 2) end
+  if p[W] == false then p[W] = true end
+  while st == PENDING do
+    yield(AWAIT, p)
+    st = p[ST]
+  end
+  if st == RESOLVED then return p[V] end
+  if st == REJECTED then error(p[V], 0) end
+  error(cancelled_error(), 0)
+end
+core.await = await
+core.set_await(await)

@@ -1,0 +1,84 @@
+-- Error objects: the tables with `message`, `kind` and `traceback` that the
+-- runtime raises and rejects with, and the message handler every task runs
+-- under. All share ERROR_MT, which is how Rust and scripts tell them from
+-- other raised values.
+local core, prim = ...
+
+local type, setmetatable, tostring, rawget, error = type, setmetatable, tostring, rawget, error
+local getinfo, traceback = core.debug.getinfo, core.debug.traceback
+
+local ERROR_MT = { __name = "error" }
+ERROR_MT.__tostring = function(e) return tostring(rawget(e, "message")) end
+core.ERROR_MT = ERROR_MT
+
+local function new_error(kind, message, tb)
+  return setmetatable({ kind = kind, message = message, traceback = tb }, ERROR_MT)
+end
+core.new_error = new_error
+
+-- `message` prefixed with the `file:line:` of the Lua function `level`
+-- frames above the caller of `located` (1 = the caller itself), as `error`
+-- does for strings.
+local function located(message, level)
+  local info = getinfo(level + 1, "Sl")
+  if info and info.currentline and info.currentline > 0 then
+    return info.short_src .. ":" .. info.currentline .. ": " .. message
+  end
+  return message
+end
+core.located = located
+
+-- Raises an error object of `kind` positioned like `error(message, level)`.
+function core.raise(kind, message, level)
+  level = (level or 1) + 1
+  error(new_error(kind, located(message, level)), level)
+end
+
+-- The message of `bad argument` errors, as Lua's own library words them.
+function core.bad_argument(n, fname, expected, got, level)
+  core.raise("type", "bad argument #" .. n .. " to '" .. fname .. "' (" .. expected
+    .. " expected, got " .. (got == nil and "no value" or type(got)) .. ")", (level or 1) + 1)
+end
+
+-- Made once, up front: when the heap is full there may be no room to
+-- build the error that says so.
+local MEMORY_ERROR = new_error("limit", "memory limit: not enough memory")
+function core.memory_error() return MEMORY_ERROR end
+
+local CANCELLED_MESSAGE = "the promise was cancelled"
+function core.cancelled_error()
+  return new_error("cancelled", CANCELLED_MESSAGE)
+end
+
+-- The traceback of a task, without the frames every task has at its
+-- bottom (the worker loop and its xpcall), plus the chain of places where
+-- the task and its ancestors were spawned.
+local function task_traceback(level)
+  local tb = traceback("", level + 1)
+  tb = tb:match("^(.*)\n\t%[C%]: in function 'xpcall'") or tb
+  tb = tb:gsub("^\n", "")
+  return tb .. core.spawn_chain()
+end
+core.task_traceback = task_traceback
+
+-- The message handler of every task and promise executor. Strings become
+-- error objects; a string that `await` re-raises (its rejection reason)
+-- passes through unchanged, so awaiting keeps the reason's identity. The
+-- check looks at the raising frame itself, so it cannot be confused by an
+-- equal string raised elsewhere.
+local await_fn
+function core.set_await(f) await_fn = f end
+function core.on_error(e)
+  local t = type(e)
+  if t == "string" then
+    local raiser = getinfo(2, "f")
+    if raiser and raiser.func == error then
+      local caller = getinfo(3, "f")
+      if caller and caller.func == await_fn then return e end
+    end
+    return new_error("runtime", e, task_traceback(2))
+  elseif t == "userdata" then
+    return prim.convert_error(e)
+  end
+  return e
+end

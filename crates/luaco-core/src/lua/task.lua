@@ -1,0 +1,450 @@
+-- Tasks: spawning, the ready queue, the worker coroutines that run tasks,
+-- resuming, cancelling, children and spawn sites.
+--
+-- A task record is an array (fields below) made at spawn; it gets a worker
+-- coroutine only when it starts and gives it back when it ends. A worker
+-- runs tasks in a loop (`worker_body`), so a finished task's coroutine is
+-- reused without being reset. Everything here lives in Lua: the host holds
+-- no reference per task or per promise.
+local core, prim = ...
+
+local type, select, xpcall, error, rawget, collectgarbage =
+  type, select, xpcall, error, rawget, collectgarbage
+local unpack, pack = table.unpack, table.pack
+local co_create, co_resume, co_yield, co_close, co_running =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.close, coroutine.running
+local getinfo = core.debug.getinfo
+core.co_running = co_running
+local new_promise, settle, resolve, cancel = core.new_promise, core.settle, core.resolve, core.cancel
+local ST, V, W, X = core.ST, core.V, core.W, core.X
+local PENDING, RESOLVED, REJECTED = core.PENDING, core.RESOLVED, core.REJECTED
+local on_error = core.on_error
+
+-- Task record fields.
+local FN, PROMISE, CO, CTX, ARGS, ID, WAITING, KIDS, STATE, UP, SITE, LINE, YIELDS, TIME =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
+-- STATE values; nil while not started.
+local RUNNING, DONE = 1, 2
+-- CANCEL_PENDING: cancelled while it ran; closed once it stops.
+local CANCEL_PENDING = 3
+
+-- What a worker yields: the scheduler tells an await, a finished task and
+-- a bare (or hook) yield apart by the first value.
+local AWAIT, FINISHED = {}, {}
+core.AWAIT = AWAIT
+
+-- Why a task stopped, as Rust's `Stop` enum numbers them.
+local STOP_YIELD, STOP_PREEMPTED, STOP_LIMIT = 1, 2, 3
+
+local cur_task, cur_co = nil, nil
+function core.current() return cur_task end
+function core.current_co() return cur_co end
+
+local serial = 0
+local live = 0 -- tasks spawned and not yet done
+function core.live_tasks() return live end
+
+local function set_done(t)
+  t[STATE] = DONE
+  live = live - 1
+end
+local options = core.options
+local pool_size = options.pool_size
+local spawn_sites = options.spawn_sites
+local default_ctx = options.default_ctx
+
+-- Lifecycle reporting: off unless an observer wants it.
+local observed = false
+local lifecycle, clock = prim.lifecycle, prim.clock
+local EV_CREATED, EV_STARTED, EV_YIELDED, EV_RESUMED, EV_COMPLETED, EV_FAILED, EV_CANCELLED =
+  1, 2, 3, 4, 5, 6, 7
+function core.set_observed(on) observed = on end
+-- Tasks whose lifecycle is not reported (handlers of lifecycle events).
+local QUIET = -1
+
+local function report(ev, t, st)
+  if t[CTX] == QUIET then return end
+  lifecycle(ev, t[ID], t[CTX], st or t[PROMISE][ST], t[YIELDS] or 0, t[TIME] or 0)
+end
+
+---------------------------------------------------------------- ready queue
+local rq, rq_head, rq_tail = {}, 1, 0
+local batch_end = 0
+
+local function make_ready(t)
+  rq_tail = rq_tail + 1
+  rq[rq_tail] = t
+end
+core.set_make_ready(make_ready)
+core.make_ready = make_ready
+
+function core.ready_count() return rq_tail - rq_head + 1 end
+
+---------------------------------------------------------------- workers
+local pool, pool_n = {}, 0
+-- Task coroutines a script got hold of (through coroutine.running): the
+-- guards below refuse to resume or close them.
+local exposed = {}
+core.exposed = exposed
+
+local function worker_body(t)
+  while true do
+    local f, args = t[FN], t[ARGS]
+    t[FN], t[ARGS] = nil, nil
+    local ok, v
+    if args then
+      ok, v = xpcall(f, on_error, unpack(args, 1, args.n))
+    else
+      ok, v = xpcall(f, on_error)
+    end
+    t = co_yield(FINISHED, ok, v)
+  end
+end
+
+local function take_worker()
+  if pool_n > 0 then
+    local co = pool[pool_n]
+    pool[pool_n] = nil
+    pool_n = pool_n - 1
+    return co
+  end
+  return co_create(worker_body)
+end
+
+local function recycle(co)
+  if pool_n < pool_size then
+    pool_n = pool_n + 1
+    pool[pool_n] = co
+  else
+    exposed[co] = nil
+  end
+end
+function core.pooled() return pool_n end
+
+---------------------------------------------------------------- children
+-- A task's pending children (tasks and operations) are cancelled with it.
+-- The list is compacted when it doubles, so it holds about as many entries
+-- as there are pending children.
+local function add_kid(t, p)
+  local kids = t[KIDS]
+  if not kids then
+    t[KIDS] = { n = 1, limit = 16, p }
+    return
+  end
+  local n = kids.n
+  if n >= kids.limit then
+    local m = 0
+    for i = 1, n do
+      local k = kids[i]
+      kids[i] = nil
+      if k[ST] == PENDING then m = m + 1; kids[m] = k end
+    end
+    n = m
+    kids.limit = (m * 2 > 16) and m * 2 or 16
+  end
+  n = n + 1
+  kids.n, kids[n] = n, p
+end
+
+-- Makes `p` an operation of the running task: cancelled with it.
+function core.track(p)
+  if cur_task then add_kid(cur_task, p) end
+  return p
+end
+
+---------------------------------------------------------------- spawning
+local MAX_SITE_DEPTH = 8
+
+local function new_task(f, p, ctx, args)
+  serial = serial + 1
+  live = live + 1
+  -- Every field up to LINE from the start, so the record never resizes.
+  local t = { f, p, false, ctx, args or false, serial, false, false, false, false, false, 0 }
+  p[V] = t
+  make_ready(t)
+  return t
+end
+
+-- async(f, ...): a child of the running task, starting on a later turn.
+local function spawn(f, ...)
+  if type(f) ~= "function" then core.bad_argument(1, "async", "function", f, 2) end
+  local p = new_promise()
+  local parent = cur_task
+  local n = select("#", ...)
+  local t = new_task(f, p, parent and parent[CTX] or default_ctx, n > 0 and pack(...) or nil)
+  if parent then
+    add_kid(parent, p)
+  end
+  if spawn_sites then
+    local info = getinfo(2, "Sl")
+    if info then t[SITE], t[LINE] = info.short_src, info.currentline end
+    if parent then
+      -- Chains are cut at MAX_SITE_DEPTH, so a long line of spawns does
+      -- not keep every ancestor's record alive.
+      local depth, a = 0, parent
+      while a and depth < MAX_SITE_DEPTH do a = a[UP]; depth = depth + 1 end
+      if depth < MAX_SITE_DEPTH then t[UP] = parent end
+    end
+  end
+  if observed then report(EV_CREATED, t) end
+  return p
+end
+core.spawn = spawn
+
+-- A task with no parent whose promise is `p` (a handler settling a
+-- derived promise, a timer callback). It inherits the running task's
+-- script context.
+local function spawn_into(p, f, ...)
+  local n = select("#", ...)
+  local ctx = cur_task and cur_task[CTX] or default_ctx
+  local t = new_task(f, p, ctx, n > 0 and pack(...) or nil)
+  if observed then report(EV_CREATED, t) end
+  return t
+end
+core.spawn_into = spawn_into
+
+function core.spawn_detached(f, ...)
+  local p = new_promise()
+  spawn_into(p, f, ...)
+  return p
+end
+
+-- A task started by the host in script context `ctx`; its promise counts
+-- as consumed (the host holds it).
+function core.spawn_host(f, ctx, name, ...)
+  local p = new_promise()
+  p[W] = true
+  local n = select("#", ...)
+  local t = new_task(f, p, ctx, n > 0 and pack(...) or nil)
+  t[SITE], t[LINE] = name .. " (by the host)", 0
+  if observed then report(EV_CREATED, t) end
+  return p
+end
+
+-- A task whose lifecycle is never reported (handlers of lifecycle events).
+function core.spawn_quiet(f, ...)
+  local p = new_promise()
+  local n = select("#", ...)
+  new_task(f, p, QUIET, n > 0 and pack(...) or nil)
+  return p
+end
+
+-- The spawn sites of the running task and its ancestors, as traceback lines.
+function core.spawn_chain()
+  local out, t = "", cur_task
+  while t do
+    if t[SITE] then
+      out = out .. "\n\t[spawned at] " .. t[SITE]
+      if t[LINE] and t[LINE] > 0 then out = out .. ":" .. t[LINE] end
+    end
+    t = t[UP]
+  end
+  return out
+end
+
+function core.task_id(t) return t and t[ID] end
+function core.task_ctx(t) return t and t[CTX] end
+
+---------------------------------------------------------------- finishing
+local MEMORY = "not enough memory"
+
+local function finish(t, ok, v)
+  set_done(t)
+  local p = t[PROMISE]
+  if observed then report(ok and EV_COMPLETED or EV_FAILED, t, ok and RESOLVED or REJECTED) end
+  t[KIDS] = nil
+  if ok then
+    resolve(p, v)
+  else
+    if v == MEMORY then
+      -- Lua skips the message handler for memory errors: the reason is
+      -- the bare string. Free what the task left before building more.
+      collectgarbage()
+      v = core.memory_error()
+    end
+    settle(p, REJECTED, v)
+  end
+end
+
+-- Closes a suspended coroutine, running its pending `__close` handlers.
+local function close(co)
+  exposed[co] = nil
+  local ok, err = co_close(co)
+  if not ok then
+    local e = err
+    if type(e) == "string" then e = core.new_error("runtime", e) end
+    prim.close_error(e)
+  end
+end
+
+-- A task that was woken with a value but cancelled before it resumed hands
+-- the value back (a semaphore permit, a channel message).
+local function undeliver(t)
+  local w = t[WAITING]
+  if not w then return end
+  t[WAITING] = nil
+  local hook = rawget(w, X)
+  if hook and w[ST] == RESOLVED then
+    w[X] = nil
+    hook(w[V])
+  end
+end
+
+local function cancel_task(t)
+  local state = t[STATE]
+  if state == DONE or state == CANCEL_PENDING then return end
+  local kids = t[KIDS]
+  t[KIDS] = nil
+  if t == cur_task then
+    t[STATE] = CANCEL_PENDING
+  else
+    set_done(t)
+    if observed then report(EV_CANCELLED, t) end
+    local co = t[CO]
+    t[FN], t[ARGS] = nil, nil
+    if co then
+      t[CO] = false
+      close(co)
+      undeliver(t)
+    end
+  end
+  if kids then
+    for i = 1, kids.n do cancel(kids[i]) end
+  end
+end
+core.set_cancel_task(cancel_task)
+
+---------------------------------------------------------------- running
+local yield_reason = prim.yield_reason
+
+-- Resumes a ready task once.
+local function step(t)
+  local state = t[STATE]
+  if state == DONE then return end
+  local co, arg = t[CO], nil
+  if not co then
+    co = take_worker()
+    t[CO], t[STATE], arg = co, RUNNING, t
+    if observed then report(EV_STARTED, t) end
+  else
+    local w = t[WAITING]
+    if w then
+      if w[ST] == PENDING then return end -- woken early: keep waiting
+      t[WAITING] = nil
+      if w[X] then w[X] = nil end -- the value is delivered now
+    end
+    if observed then report(EV_RESUMED, t) end
+  end
+  local started = observed and clock()
+  cur_task, cur_co = t, co
+  local ok, a, b, c
+  if arg then ok, a, b, c = co_resume(co, arg) else ok, a, b, c = co_resume(co) end
+  cur_task, cur_co = nil, nil
+  if started then t[TIME] = (t[TIME] or 0) + (clock() - started) end
+  if not ok then
+    -- The coroutine died outside the task's xpcall (a memory error in the
+    -- handler, say): it cannot be reused.
+    exposed[co] = nil
+    t[CO] = false
+    if t[STATE] ~= CANCEL_PENDING then finish(t, false, a) else set_done(t) end
+    return
+  end
+  if a == FINISHED then
+    recycle(co)
+    t[CO] = false
+    if t[STATE] == CANCEL_PENDING then
+      set_done(t)
+      if observed then report(EV_CANCELLED, t) end
+    else
+      finish(t, b, c)
+    end
+    return
+  end
+  if t[STATE] == CANCEL_PENDING then
+    set_done(t)
+    t[CO] = false
+    if observed then report(EV_CANCELLED, t) end
+    close(co)
+    return
+  end
+  if observed then
+    t[YIELDS] = (t[YIELDS] or 0) + 1
+    report(EV_YIELDED, t)
+  end
+  if a == AWAIT then
+    t[WAITING] = b
+    core.add_waiter(b, t)
+    return
+  end
+  -- A bare coroutine.yield, or a hook that suspended the task.
+  local why = (a == nil) and yield_reason() or STOP_YIELD
+  if why == STOP_LIMIT then
+    -- Abandoned: never resumed again, never closed (closing would run the
+    -- script's own code once more).
+    exposed[co] = nil
+    t[CO] = false
+    set_done(t)
+    settle(t[PROMISE], REJECTED, prim.limit_error())
+    return
+  end
+  make_ready(t)
+end
+
+-- Runs up to `max` tasks of the current turn's batch, opening a new batch
+-- (every task ready now) when none is open. Returns how many of the batch
+-- are left and how many tasks are ready in all.
+function core.run(max)
+  cur_task, cur_co = nil, nil
+  if rq_head > batch_end then batch_end = rq_tail end
+  local n = 0
+  while rq_head <= batch_end and n < max do
+    local t = rq[rq_head]
+    rq[rq_head] = nil
+    rq_head = rq_head + 1
+    step(t)
+    n = n + 1
+  end
+  if rq_head > rq_tail then
+    rq_head, rq_tail, batch_end = 1, 0, 0
+    if core.has_unhandled() then core.report_unhandled() end
+  end
+  return batch_end - rq_head + 1, rq_tail - rq_head + 1, n
+end
+
+-- Unhandled rejections: reported once the ready queue is empty, if nothing
+-- consumed them by then.
+function core.report_unhandled()
+  local list, n = core.unhandled()
+  for i = 1, n do
+    local p = list[i]
+    if p[W] == false then
+      p[W] = true
+      prim.unhandled(p[V])
+    end
+  end
+end
+
+---------------------------------------------------------------- guards
+-- Task coroutines belong to the scheduler: a script that got hold of one
+-- (through coroutine.running) cannot resume or close it behind its back.
+do
+  local co_lib = coroutine
+  local wrap_running = function()
+    local co, main = co_running()
+    if co == cur_co then exposed[co] = true end
+    return co, main
+  end
+  co_lib.running = wrap_running
+  co_lib.resume = function(co, ...)
+    if exposed[co] then
+      return false, "cannot resume a coroutine that runs an async task"
+    end
+    return co_resume(co, ...)
+  end
+  co_lib.close = function(co)
+    if exposed[co] then
+      error("cannot close a coroutine that runs an async task (cancel its promise instead)", 2)
+    end
+    return co_close(co)
+  end
+end

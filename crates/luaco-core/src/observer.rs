@@ -1,0 +1,131 @@
+//! Watching the engine: [`Observer`]s hear about task lifecycles and
+//! unhandled rejections. Any number may be registered; adding one never
+//! removes another.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::error::ScriptError;
+use crate::promise::PromiseStatus;
+
+/// A point in a task's life, as reported to an [`Observer`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Lifecycle {
+    /// The task was spawned; it starts on a later turn.
+    Created,
+    /// The task ran for the first time.
+    Started,
+    /// The task suspended (awaiting, or a bare `coroutine.yield`).
+    Yielded,
+    /// The task was resumed after a suspension.
+    Resumed,
+    /// The task returned.
+    Completed,
+    /// The task raised an error.
+    Failed,
+    /// The task was cancelled.
+    Cancelled,
+}
+
+impl Lifecycle {
+    /// Every point, in the order of the numbers the Lua half reports them by.
+    pub const ALL: [Lifecycle; 7] = [
+        Lifecycle::Created,
+        Lifecycle::Started,
+        Lifecycle::Yielded,
+        Lifecycle::Resumed,
+        Lifecycle::Completed,
+        Lifecycle::Failed,
+        Lifecycle::Cancelled,
+    ];
+
+    /// The point the Lua half numbers `code` (1 = created … 7 = cancelled).
+    pub(crate) fn from_code(code: i64) -> Option<Lifecycle> {
+        usize::try_from(code - 1)
+            .ok()
+            .and_then(|i| Lifecycle::ALL.get(i).copied())
+    }
+
+    /// The event name scripts subscribe to, such as `"coroutine.created"`.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Lifecycle::Created => "coroutine.created",
+            Lifecycle::Started => "coroutine.started",
+            Lifecycle::Yielded => "coroutine.yielded",
+            Lifecycle::Resumed => "coroutine.resumed",
+            Lifecycle::Completed => "coroutine.completed",
+            Lifecycle::Failed => "coroutine.failed",
+            Lifecycle::Cancelled => "coroutine.cancelled",
+        }
+    }
+}
+
+/// What an [`Observer`] learns about a task at a [`Lifecycle`] point.
+#[derive(Clone, Debug)]
+pub struct TaskInfo<'a> {
+    /// An integer unique per task in this engine.
+    pub thread_id: u64,
+    /// The name of the script context the task belongs to.
+    pub script_name: &'a str,
+    /// The task's promise state.
+    pub status: PromiseStatus,
+    /// Time spent running the task's Lua code so far (not time suspended).
+    pub execution_time: Duration,
+    /// How many times the task has suspended.
+    pub yield_count: u64,
+}
+
+/// Watches the engine. All methods have empty defaults.
+pub trait Observer {
+    /// Whether [`lifecycle`](Observer::lifecycle) should be called. When no
+    /// registered observer wants it, the engine does no lifecycle work at all.
+    fn wants_lifecycle(&self) -> bool {
+        true
+    }
+    /// A task reached a point in its life.
+    fn lifecycle(&self, _event: Lifecycle, _task: &TaskInfo<'_>) {}
+    /// A rejected promise was left unconsumed when the ready queue emptied.
+    fn unhandled_rejection(&self, _error: &ScriptError) {}
+}
+
+impl fmt::Debug for dyn Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
+/// The registered observers, in registration order.
+#[derive(Default)]
+pub(crate) struct Observers {
+    list: RefCell<Vec<Rc<dyn Observer>>>,
+}
+
+impl Observers {
+    pub(crate) fn add(&self, observer: Rc<dyn Observer>) {
+        self.list.borrow_mut().push(observer);
+    }
+
+    /// Removes `observer` (by identity); `true` if it was registered.
+    pub(crate) fn remove(&self, observer: &Rc<dyn Observer>) -> bool {
+        let mut list = self.list.borrow_mut();
+        let before = list.len();
+        list.retain(|o| !Rc::ptr_eq(o, observer));
+        before != list.len()
+    }
+
+    pub(crate) fn wants_lifecycle(&self) -> bool {
+        self.list.borrow().iter().any(|o| o.wants_lifecycle())
+    }
+
+    /// A copy of the list, so an observer may register another while called.
+    pub(crate) fn snapshot(&self) -> Vec<Rc<dyn Observer>> {
+        self.list.borrow().clone()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.list.borrow().len()
+    }
+}
