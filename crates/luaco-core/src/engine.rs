@@ -47,6 +47,10 @@ const CHUNKS: [(&str, &str); 10] = [
     ("api", include_str!("lua/api.lua")),
 ];
 
+/// The slots of a promise table (see `lua/promise.lua`).
+const SLOT_STATE: i64 = 1;
+const SLOT_VALUE: i64 = 2;
+
 /// Settings of an [`Engine`].
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -93,8 +97,7 @@ struct LuaHalf {
     internals: Table,
     api: Table,
     pins: Table,
-    st: Table,
-    v: Table,
+    promise_mt: Table,
     error_mt: Table,
     array_mt: Table,
     run: Function,
@@ -196,7 +199,7 @@ impl Engine {
         let prims = engine.primitives(lua)?;
         for (name, source) in CHUNKS {
             lua.load(source)
-                .set_name("=luaco")
+                .set_name(format!("=luaco/{name}.lua"))
                 .call::<()>((internals.clone(), prims.clone()))
                 .map_err(|e| mlua::Error::runtime(format!("loading luaco's {name}.lua: {e}")))?;
         }
@@ -204,8 +207,7 @@ impl Engine {
         let half = LuaHalf {
             api: internals.raw_get("api")?,
             pins: lua.create_table()?,
-            st: internals.raw_get("ST")?,
-            v: internals.raw_get("V")?,
+            promise_mt: internals.raw_get("PROMISE_MT")?,
             error_mt: internals.raw_get("ERROR_MT")?,
             array_mt,
             run: f("run")?,
@@ -444,14 +446,14 @@ impl Engine {
 
     pub(crate) fn status_of(&self, id: i64) -> Option<PromiseStatus> {
         let t = self.pinned(id).ok()?;
-        let code: i64 = t.raw_get(self.half().st.clone()).ok()?;
+        let code: i64 = t.raw_get(SLOT_STATE).ok()?;
         PromiseStatus::from_code(code)
     }
 
     pub(crate) fn outcome_of(&self, id: i64) -> Option<Outcome> {
         let t = self.pinned(id).ok()?;
-        let code: i64 = t.raw_get(self.half().st.clone()).ok()?;
-        let value: Value = t.raw_get(self.half().v.clone()).ok()?;
+        let code: i64 = t.raw_get(SLOT_STATE).ok()?;
+        let value: Value = t.raw_get(SLOT_VALUE).ok()?;
         Outcome::from_parts(code, value)
     }
 
@@ -471,10 +473,9 @@ impl Engine {
     /// The promise behind a Lua value, if it is one.
     pub fn promise_from_value(&self, value: &Value) -> Option<Promise> {
         match value {
-            Value::Table(t) => match t.raw_get::<Value>(self.half().st.clone()) {
-                Ok(Value::Integer(_)) => self.pin(t.clone()).ok(),
-                _ => None,
-            },
+            Value::Table(t) if t.metatable().as_ref() == Some(&self.half().promise_mt) => {
+                self.pin(t.clone()).ok()
+            }
             _ => None,
         }
     }
@@ -689,6 +690,7 @@ impl Engine {
                 },
             )?,
         )?;
+        prims.raw_set("spawn_site", crate::raw::spawn_site_function(lua)?)?;
         let origin = self.0.origin;
         prims.raw_set(
             "clock",

@@ -49,7 +49,7 @@ use luaco_core::{Driver, Engine, FutureKey, LocalFuture, Options};
 use mlua::Lua;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-use timers::{Deadlines, Timers};
+use timers::{micros, Timers};
 
 /// Tasks resumed between two looks at the clock inside a turn.
 const RESUMES_PER_CLOCK_CHECK: usize = 32;
@@ -175,6 +175,8 @@ pub struct Scheduler {
     timers: Rc<Timers>,
     /// A turn was cut short by the pump budget: its rest runs first.
     turn_open: Cell<bool>,
+    /// The next timer deadline as the last turn left it (µs).
+    next_key: Cell<Option<i64>>,
 }
 
 impl fmt::Debug for Scheduler {
@@ -204,7 +206,6 @@ impl Scheduler {
         });
         let engine = Engine::new(lua, shared.clone(), options.engine)?;
         let timers = Rc::new(Timers {
-            deadlines: Rc::new(Deadlines::default()),
             clock,
             fns: RefCell::new(None),
         });
@@ -214,6 +215,7 @@ impl Scheduler {
             shared,
             timers,
             turn_open: Cell::new(false),
+            next_key: Cell::new(None),
         })
     }
 
@@ -232,14 +234,17 @@ impl Scheduler {
         self.engine.ready_count()
     }
 
-    /// Pending timers (sleeps, timeouts, intervals).
-    pub fn timer_count(&self) -> usize {
+    fn timer_status(&self) -> (Option<i64>, usize) {
         self.timers
             .fns
             .borrow()
             .as_ref()
-            .and_then(|f| f.count.call::<usize>(()).ok())
-            .unwrap_or(0)
+            .map_or((None, 0), |f| f.status())
+    }
+
+    /// Pending timers (sleeps, timeouts, intervals).
+    pub fn timer_count(&self) -> usize {
+        self.timer_status().1
     }
 
     /// Rust futures still running.
@@ -254,7 +259,9 @@ impl Scheduler {
 
     /// The earliest timer deadline, if any.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.timers.deadlines.first()
+        self.timer_status()
+            .0
+            .map(|us| Duration::from_micros(us.max(0) as u64))
     }
 
     /// Runs turns until `budget` is spent or nothing is ready. Never blocks:
@@ -263,22 +270,29 @@ impl Scheduler {
         self.turns(budget, true)
     }
 
-    fn fire_timers(&self) -> u64 {
-        let now_ms = self.timers.clock.now().as_secs_f64() * 1000.0;
-        let fns = self.timers.fns.borrow();
-        let Some(fns) = fns.as_ref() else { return 0 };
-        match fns.fire.call::<u64>(now_ms) {
-            Ok(n) => n,
-            Err(e) => {
-                self.report(e);
-                0
-            }
-        }
-    }
-
     fn report(&self, error: mlua::Error) {
         self.engine
             .report_error(&luaco_core::ScriptError::from(error));
+    }
+
+    /// One call of the Lua turn: with `fire`, the clock is read (once for
+    /// the turn) and due timers fire before the batch runs.
+    fn turn(&self, fire: bool, max: usize) -> Option<timers::TurnOut> {
+        let now = fire.then(|| micros(self.timers.clock.now()));
+        let fns = self.timers.fns.borrow();
+        let fns = fns.as_ref()?;
+        match fns.turn(now, max) {
+            Ok(out) => {
+                self.next_key.set(out.next);
+                self.turn_open.set(out.left > 0);
+                Some(out)
+            }
+            Err(e) => {
+                self.turn_open.set(false);
+                self.report(e);
+                None
+            }
+        }
     }
 
     /// The turns of [`pump`](Scheduler::pump). With `poll`, ready futures
@@ -290,24 +304,18 @@ impl Scheduler {
             if poll {
                 self.poll_futures();
             }
-            if !self.turn_open.get() {
-                stats.timers_fired += self.fire_timers();
-            }
             self.shared.signals.woken.set(false);
+            let mut fire = !self.turn_open.get();
             let mut resumed = 0;
             let ready = loop {
-                let batch = match self.engine.run_ready(RESUMES_PER_CLOCK_CHECK) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        self.report(mlua::Error::runtime(e.to_string()));
-                        self.turn_open.set(false);
-                        break 0;
-                    }
+                let Some(out) = self.turn(fire, RESUMES_PER_CLOCK_CHECK) else {
+                    break 0;
                 };
-                resumed += batch.resumed;
-                self.turn_open.set(batch.left_in_turn > 0);
-                if batch.left_in_turn == 0 {
-                    break batch.ready;
+                fire = false;
+                stats.timers_fired += out.fired;
+                resumed += out.resumed;
+                if out.left == 0 {
+                    break out.ready;
                 }
                 if start.elapsed() >= budget {
                     // The rest of this turn's batch runs first next time.
@@ -321,8 +329,15 @@ impl Scheduler {
             if resumed > 0 {
                 stats.batches += 1;
             }
-            if ready == 0 || start.elapsed() >= budget {
+            if start.elapsed() >= budget {
                 break;
+            }
+            if ready == 0 {
+                // Nothing ready: another turn only if a timer is due already.
+                let now = micros(self.timers.clock.now());
+                if self.next_key.get().is_none_or(|k| k > now) {
+                    break;
+                }
             }
         }
         stats.elapsed = start.elapsed();

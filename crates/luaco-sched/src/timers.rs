@@ -1,13 +1,11 @@
 //! The timer module: `sleep`, `set_timeout`, `set_interval` and `now`, and
 //! the timer door of the core (`timeout()` and HTTP time-outs use it).
 //!
-//! The Lua half (`lua/timers.lua`) keeps the entries of each deadline's
-//! bucket; Rust keeps only the ordered set of bucket keys (deadlines in
-//! whole microseconds), so the number of references Rust holds does not
-//! grow with the number of timers.
+//! Everything per timer lives in the Lua half (`lua/timers.lua`): buckets
+//! of entries by deadline and a heap of their keys. Rust holds two
+//! functions, whatever the number of timers, and calls one per turn.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -16,30 +14,52 @@ use mlua::Function;
 
 use crate::clock::Clock;
 
-/// The ordered set of bucket keys, shared with the scheduler.
-#[derive(Debug, Default)]
-pub(crate) struct Deadlines {
-    keys: RefCell<BTreeSet<i64>>,
+/// A time on the loop's clock in whole microseconds, as the Lua half counts.
+pub(crate) fn micros(t: Duration) -> i64 {
+    i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
 }
 
-impl Deadlines {
-    /// The earliest deadline, as time on the loop's clock.
-    pub(crate) fn first(&self) -> Option<Duration> {
-        self.keys
-            .borrow()
-            .first()
-            .map(|&us| Duration::from_micros(us.max(0) as u64))
+/// What one call of the Lua `turn` did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TurnOut {
+    pub(crate) left: usize,
+    pub(crate) ready: usize,
+    pub(crate) resumed: usize,
+    pub(crate) fired: u64,
+    /// The next deadline in microseconds, if any timer is pending.
+    pub(crate) next: Option<i64>,
+}
+
+/// The Lua functions the scheduler calls.
+pub(crate) struct TimerFns {
+    /// `turn(now_us | nil, max)`: fire due timers, then run the batch.
+    pub(crate) turn: Function,
+    /// `status()` → next deadline (or -1), pending timer count.
+    pub(crate) status: Function,
+}
+
+impl TimerFns {
+    pub(crate) fn turn(&self, now_us: Option<i64>, max: usize) -> mlua::Result<TurnOut> {
+        let (left, ready, resumed, fired, next, _live): (i64, i64, i64, u64, i64, i64) =
+            self.turn.call((now_us, max))?;
+        Ok(TurnOut {
+            left: left.max(0) as usize,
+            ready: ready.max(0) as usize,
+            resumed: resumed.max(0) as usize,
+            fired,
+            next: (next >= 0).then_some(next),
+        })
+    }
+
+    pub(crate) fn status(&self) -> (Option<i64>, usize) {
+        match self.status.call::<(i64, i64)>(()) {
+            Ok((next, live)) => ((next >= 0).then_some(next), live.max(0) as usize),
+            Err(_) => (None, 0),
+        }
     }
 }
 
-/// The Lua functions the scheduler calls each turn.
-pub(crate) struct TimerFns {
-    pub(crate) fire: Function,
-    pub(crate) count: Function,
-}
-
 pub(crate) struct Timers {
-    pub(crate) deadlines: Rc<Deadlines>,
     pub(crate) clock: Rc<dyn Clock>,
     pub(crate) fns: RefCell<Option<TimerFns>>,
 }
@@ -52,43 +72,16 @@ impl Module for Timers {
     fn install(&self, ctx: &ModuleContext<'_>) -> mlua::Result<()> {
         let lua = ctx.lua;
         let prims = lua.create_table()?;
-        let d = self.deadlines.clone();
-        prims.raw_set(
-            "add_key",
-            lua.create_function(move |_, k: i64| {
-                d.keys.borrow_mut().insert(k);
-                Ok(())
-            })?,
-        )?;
-        let d = self.deadlines.clone();
-        prims.raw_set(
-            "remove_key",
-            lua.create_function(move |_, k: i64| {
-                d.keys.borrow_mut().remove(&k);
-                Ok(())
-            })?,
-        )?;
-        let d = self.deadlines.clone();
-        prims.raw_set(
-            "pop_due",
-            lua.create_function(move |_, now: i64| {
-                let mut keys = d.keys.borrow_mut();
-                match keys.first() {
-                    Some(&k) if k <= now => Ok(keys.pop_first()),
-                    _ => Ok(None),
-                }
-            })?,
-        )?;
         let clock = self.clock.clone();
         prims.raw_set(
-            "now",
-            lua.create_function(move |_, ()| Ok(clock.now().as_secs_f64() * 1000.0))?,
+            "now_us",
+            lua.create_function(move |_, ()| Ok(micros(clock.now())))?,
         )?;
-        let (fire, count): (Function, Function) = lua
+        let (turn, status): (Function, Function) = lua
             .load(include_str!("lua/timers.lua"))
-            .set_name("=luaco")
+            .set_name("=luaco/timers.lua")
             .call((ctx.internals.clone(), prims))?;
-        *self.fns.borrow_mut() = Some(TimerFns { fire, count });
+        *self.fns.borrow_mut() = Some(TimerFns { turn, status });
         Ok(())
     }
 }

@@ -2,7 +2,9 @@
 -- task yields to the scheduler, which resumes it once `p` has settled.
 local core = ...
 
-local type, rawget, error = type, rawget, error
+local error = error
+local real_metatable = core.debug.getmetatable
+local PROMISE_MT = core.PROMISE_MT
 local running, yield = core.co_running, coroutine.yield
 local current_co = core.current_co
 local ST, V, W = core.ST, core.V, core.W
@@ -17,8 +19,8 @@ local function await(p)
   -- Only the scheduler resumes task coroutines (see the guards in task.lua),
   -- so running in the current task's coroutine means running in the task.
   if running() ~= current_co() then raise("runtime", OUTSIDE, 2) end
-  local st = type(p) == "table" and rawget(p, ST)
-  if not st then raise("type", NOT_A_PROMISE, 2) end
+  if real_metatable(p) ~= PROMISE_MT then raise("type", NOT_A_PROMISE, 2) end
+  local st = p[ST]
   if p[W] == false then p[W] = true end
   while st == PENDING do
     yield(AWAIT, p)

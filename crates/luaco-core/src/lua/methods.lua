@@ -10,7 +10,7 @@ local add_waiter, spawn_into, follow = core.add_waiter, core.spawn_into, core.fo
 local STATUS = core.STATUS
 
 local function self_check(p, name)
-  if type(p) ~= "table" or rawget(p, ST) == nil then
+  if not core.is_promise(p) then
     core.raise("type", "promise:" .. name .. "() must be called on a promise (use ':' to call a method)", 3)
   end
 end
@@ -57,7 +57,7 @@ function methods.finally(p, fn)
   self_check(p, "finally")
   local d = new_promise()
   if type(fn) ~= "function" then
-    add_waiter(p, d)
+    add_waiter(p, function(src) follow(d, src) end)
     return d
   end
   add_waiter(p, function(src)

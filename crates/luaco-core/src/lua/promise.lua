@@ -1,36 +1,40 @@
--- Promise state and settlement. A promise is a plain table with three
--- fields under private keys, so a script can neither read nor forge them:
+-- Promise state and settlement. A promise is a plain array of three slots
+-- under PROMISE_MT, whose `__metatable` hides it: scripts can neither reach
+-- the metatable nor forge a promise (the core tells promises apart with
+-- debug.getmetatable). The slots:
 --   [ST] the state (PENDING, RESOLVED, REJECTED, CANCELLED);
 --   [V]  while pending, its source (what cancelling it stops); once
 --        settled, its value or reason;
 --   [W]  false while nobody consumed it; then its waiter, a list of
---        waiters ({n = k, ...}), or true once they were told.
--- A waiter is a task record (woken), a promise (adopts the outcome), a
--- function (called with the promise) or a number (a Rust callback id).
+--        waiters ({n = k, ...}), or true once they were told;
+--   [X]  (deferred promises only) the hook that takes back an undelivered value.
+-- A waiter is a task record (woken), a function (called with the
+-- promise) or a number (a Rust callback id).
 -- Settling wakes tasks at once and queues every other effect; one loop
 -- drains the queue, so chains of any length never recurse.
 local core, prim = ...
 
 local type, rawget, setmetatable, pcall, getmetatable = type, rawget, setmetatable, pcall, getmetatable
+local real_metatable = core.debug.getmetatable
 local notify = prim.notify
 
 local PENDING, RESOLVED, REJECTED, CANCELLED = 0, 1, 2, 3
 core.PENDING, core.RESOLVED, core.REJECTED, core.CANCELLED = PENDING, RESOLVED, REJECTED, CANCELLED
 core.STATUS = { [0] = "pending", "resolved", "rejected", "cancelled" }
-local ST, V, W, X = {}, {}, {}, {}
+local ST, V, W, X = 1, 2, 3, 4
 core.ST, core.V, core.W, core.X = ST, V, W, X
 
 local PROMISE_MT = { __name = "promise", __metatable = "promise" }
 core.PROMISE_MT = PROMISE_MT
 
--- Three keys from the start: settling and consuming never resize it.
+-- Every slot from the start: settling and consuming never resize it.
 local function new_promise(source)
-  return setmetatable({ [ST] = PENDING, [V] = source or false, [W] = false }, PROMISE_MT)
+  return setmetatable({ PENDING, source or false, false }, PROMISE_MT)
 end
 core.new_promise = new_promise
 
 local function is_promise(v)
-  return type(v) == "table" and rawget(v, ST) ~= nil
+  return real_metatable(v) == PROMISE_MT
 end
 core.is_promise = is_promise
 
@@ -50,7 +54,7 @@ local make_ready -- set by task.lua
 function core.set_make_ready(f) make_ready = f end
 
 local function queue(w, p)
-  if type(w) == "table" and rawget(w, ST) == nil then
+  if type(w) == "table" then
     make_ready(w) -- a task: waking it is the whole effect
   else
     eq[eq_tail + 1], eq[eq_tail + 2] = w, p
@@ -72,13 +76,10 @@ local function run_effects()
     local w, p = eq[eq_head], eq[eq_head + 1]
     eq[eq_head], eq[eq_head + 1] = nil, nil
     eq_head = eq_head + 2
-    local t = type(w)
-    if t == "function" then
+    if type(w) == "function" then
       w(p)
-    elseif t == "number" then
-      notify(w, p[ST], p[V])
     else
-      follow(w, p)
+      notify(w, p[ST], p[V])
     end
   end
 end
@@ -130,7 +131,7 @@ function core.set_cancel_task(f) cancel_task = f end
 local function stop(src)
   local t = type(src)
   if t == "table" then
-    if rawget(src, ST) ~= nil then cancel(src)
+    if is_promise(src) then cancel(src)
     elseif src.stop then src.stop(src)
     else cancel_task(src) end
   elseif t == "number" then
@@ -186,13 +187,13 @@ local adopt_thenable -- below
 local function resolve(p, v)
   if p[ST] ~= PENDING then return end
   if type(v) == "table" then
-    if rawget(v, ST) ~= nil then
+    if is_promise(v) then
       if v == p then
         settle(p, REJECTED, core.new_error("type", "a promise cannot resolve to itself"))
         return
       end
       p[V] = false -- cancelling p now cancels only p
-      add_waiter(v, p)
+      add_waiter(v, function(src) follow(p, src) end)
       return
     end
     local th

@@ -13,7 +13,7 @@ local type, select, xpcall, error, rawget, collectgarbage =
 local unpack, pack = table.unpack, table.pack
 local co_create, co_resume, co_yield, co_close, co_running =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.close, coroutine.running
-local getinfo = core.debug.getinfo
+local spawn_site = prim.spawn_site
 core.co_running = co_running
 local new_promise, settle, resolve, cancel = core.new_promise, core.settle, core.resolve, core.cancel
 local ST, V, W, X = core.ST, core.V, core.W, core.X
@@ -176,8 +176,7 @@ local function spawn(f, ...)
     add_kid(parent, p)
   end
   if spawn_sites then
-    local info = getinfo(2, "Sl")
-    if info then t[SITE], t[LINE] = info.short_src, info.currentline end
+    t[SITE], t[LINE] = spawn_site()
     if parent then
       -- Chains are cut at MAX_SITE_DEPTH, so a long line of spawns does
       -- not keep every ancestor's record alive.
@@ -216,7 +215,7 @@ function core.spawn_host(f, ctx, name, ...)
   p[W] = true
   local n = select("#", ...)
   local t = new_task(f, p, ctx, n > 0 and pack(...) or nil)
-  t[SITE], t[LINE] = name .. " (by the host)", 0
+  t[SITE], t[LINE] = "=" .. name .. " (by the host)", 0
   if observed then report(EV_CREATED, t) end
   return p
 end
@@ -229,12 +228,19 @@ function core.spawn_quiet(f, ...)
   return p
 end
 
+-- A chunk's source as tracebacks name it ("@file.lua" is "file.lua").
+local function short_source(src)
+  local c = src:sub(1, 1)
+  if c == "@" or c == "=" then return src:sub(2) end
+  return '[string "' .. (src:match("^[^\n]*"):sub(1, 40)) .. '"]'
+end
+
 -- The spawn sites of the running task and its ancestors, as traceback lines.
 function core.spawn_chain()
   local out, t = "", cur_task
   while t do
     if t[SITE] then
-      out = out .. "\n\t[spawned at] " .. t[SITE]
+      out = out .. "\n\t[spawned at] " .. short_source(t[SITE])
       if t[LINE] and t[LINE] > 0 then out = out .. ":" .. t[LINE] end
     end
     t = t[UP]
@@ -395,7 +401,17 @@ end
 -- are left and how many tasks are ready in all.
 function core.run(max)
   cur_task, cur_co = nil, nil
-  if rq_head > batch_end then batch_end = rq_tail end
+  if rq_head > batch_end then
+    -- A new turn. What became ready during the last one moves to the front,
+    -- so the queue stays a dense array and never rehashes.
+    if rq_head > 1 then
+      local n = rq_tail - rq_head + 1
+      table.move(rq, rq_head, rq_tail, 1)
+      for i = (n > 0 and n or 0) + 1, rq_tail do rq[i] = nil end
+      rq_head, rq_tail = 1, n
+    end
+    batch_end = rq_tail
+  end
   local n = 0
   while rq_head <= batch_end and n < max do
     local t = rq[rq_head]

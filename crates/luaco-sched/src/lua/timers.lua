@@ -1,31 +1,88 @@
 -- Timers: sleep, set_timeout, set_interval and now.
 --
--- A deadline is the loop's time (read once per turn, and whenever a script
--- calls now()) plus the delay, rounded up to a whole microsecond: the key
--- of its bucket. Rust keeps the ordered set of keys; each bucket here holds
--- its entries in creation order. Timers made in the same turn with the same
--- delay share a bucket, so most timers cost one table slot and no call
--- into Rust. A bucket fires when the loop's time reaches its key, so no
--- timer fires early, and buckets fire in key order: deadline order, ties in
--- creation order.
+-- Time here is whole microseconds on the loop's clock. A deadline is the
+-- loop's time (read once per turn, and whenever a script calls now()) plus
+-- the delay rounded up to a whole microsecond: the key of its bucket. A
+-- binary heap orders the keys; each bucket holds its entries in creation
+-- order. Timers made in the same turn with the same delay share a bucket,
+-- so most timers cost one table slot. A bucket fires when the loop's time
+-- reaches its key, so no timer fires early, and buckets fire in key order:
+-- deadline order, ties in creation order.
+--
+-- `turn` is the whole of one scheduler turn, so a turn costs Rust one call:
+-- fire what is due, then run the ready batch (luaco-core's `run`).
 local core, prim = ...
 
-local type, rawget, setmetatable, getmetatable, ceil, floor =
-  type, rawget, setmetatable, getmetatable, math.ceil, math.floor
+local type, rawget, setmetatable, getmetatable, ceil =
+  type, rawget, setmetatable, getmetatable, math.ceil
 local ST, V, PENDING, RESOLVED = core.ST, core.V, core.PENDING, core.RESOLVED
 local new_promise, settle, check_ms = core.new_promise, core.settle, core.check_ms
-local add_key, remove_key, pop_due, clock = prim.add_key, prim.remove_key, prim.pop_due, prim.now
+local clock_us = prim.now_us
+local run = core.run
 
-local turn_now = 0 -- ms
+local turn_us = 0
 local buckets = {}
 local live = 0
+
+---------------------------------------------------------------- key heap
+-- Keys of emptied buckets stay in the heap until they come up (or until
+-- they outnumber the live ones, when the heap is rebuilt).
+local heap, heap_n, stale = {}, 0, 0
+
+local function heap_push(k)
+  heap_n = heap_n + 1
+  local i = heap_n
+  while i > 1 do
+    local parent = i // 2
+    local pk = heap[parent]
+    if pk <= k then break end
+    heap[i] = pk
+    i = parent
+  end
+  heap[i] = k
+end
+
+local function heap_pop()
+  local top = heap[1]
+  local last = heap[heap_n]
+  heap[heap_n] = nil
+  heap_n = heap_n - 1
+  if heap_n > 0 then
+    local i = 1
+    while true do
+      local c = i * 2
+      if c > heap_n then break end
+      if c < heap_n and heap[c + 1] < heap[c] then c = c + 1 end
+      if heap[c] >= last then break end
+      heap[i] = heap[c]
+      i = c
+    end
+    heap[i] = last
+  end
+  return top
+end
+
+local function rebuild_heap()
+  heap, heap_n, stale = {}, 0, 0
+  for k in pairs(buckets) do heap_push(k) end
+end
+
+-- The earliest key that still has a bucket, or nil.
+local function next_key()
+  while heap_n > 0 and not buckets[heap[1]] do
+    heap_pop()
+    stale = stale - 1
+  end
+  return heap[1]
+end
 
 local function stop_entry(b)
   b.live = b.live - 1
   live = live - 1
   if b.live == 0 and buckets[b.key] == b then
     buckets[b.key] = nil
-    remove_key(b.key)
+    stale = stale + 1
+    if stale > 64 and stale > heap_n // 2 then rebuild_heap() end
   end
 end
 
@@ -33,12 +90,12 @@ end
 -- deadline; returns the bucket, which is also its source: cancelling the
 -- promise calls `stop_entry`.
 local function add_entry(ms, entry)
-  local k = ceil((turn_now + ms) * 1000)
+  local k = turn_us + ceil(ms * 1000)
   local b = buckets[k]
   if not b then
     b = { live = 0, n = 0, key = k, stop = stop_entry }
     buckets[k] = b
-    add_key(k)
+    heap_push(k)
   end
   local n = b.n + 1
   b.n, b[n] = n, entry
@@ -82,15 +139,17 @@ local due = {}
 
 -- Fires every bucket whose key has passed. Keys added while firing (an
 -- interval re-arming with 0 ms) wait for the next turn.
-local function fire(now_ms)
-  if now_ms > turn_now then turn_now = now_ms end
-  local now_us = floor(now_ms * 1000)
+local function fire(now_us)
+  if now_us > turn_us then turn_us = now_us end
   local n = 0
-  while true do
-    local k = pop_due(now_us)
-    if not k then break end
-    n = n + 1
-    due[n] = k
+  while heap_n > 0 and heap[1] <= now_us do
+    local k = heap_pop()
+    if buckets[k] then
+      n = n + 1
+      due[n] = k
+    else
+      stale = stale - 1
+    end
   end
   local fired = 0
   for i = 1, n do
@@ -101,7 +160,7 @@ local function fire(now_ms)
       buckets[k] = nil
       for j = 1, b.n do
         local e = b[j]
-        if rawget(e, ST) ~= nil then
+        if getmetatable(e) ~= Handle then
           if e[ST] == PENDING then
             live = live - 1
             fired = fired + 1
@@ -121,9 +180,9 @@ local function fire(now_ms)
 end
 
 local function now()
-  local t = clock()
-  if t > turn_now then turn_now = t end
-  return t
+  local t = clock_us()
+  if t > turn_us then turn_us = t end
+  return t / 1000
 end
 
 local api = core.api
@@ -138,4 +197,15 @@ api.set_timeout = function(fn, ms) return start("set_timeout", fn, ms, false) en
 api.set_interval = function(fn, ms) return start("set_interval", fn, ms, true) end
 api.now = now
 
-return fire, function() return live end
+-- One turn: with `now_us`, due timers fire first (a turn cut short by the
+-- pump's budget continues without it); then up to `max` tasks of the
+-- batch run. Returns what core's `run` does, then the timers fired, the
+-- next deadline (or -1) and the pending timer count.
+local function turn(now_us, max)
+  local fired = 0
+  if now_us then fired = fire(now_us) end
+  local left, ready, resumed = run(max)
+  return left, ready, resumed, fired, next_key() or -1, live
+end
+
+return turn, function() return next_key() or -1, live end
