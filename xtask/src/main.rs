@@ -6,19 +6,33 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+mod bench;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  test             everything CI checks: fmt, clippy -D warnings, every test and
+                   doctest, docs with -D warnings, every example
+  bench [--quick]  benchmarks: in-process ratios, whole-process workloads
+                   against Node.js and Lua 5.4 + cqueues, HTTP, pump overrun
+  examples         run every example (Lua scripts through the CLI, Rust examples)
+";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("bench") => bench(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
         Some("examples") => examples(),
+        Some("help" | "--help" | "-h") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         other => {
-            eprintln!(
-                "usage: cargo xtask <test|bench|examples>{}",
-                other
-                    .map(|o| format!(" (unknown subcommand '{o}')"))
-                    .unwrap_or_default()
-            );
+            if let Some(o) = other {
+                eprintln!("xtask: unknown command '{o}'");
+            }
+            eprint!("{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -132,22 +146,9 @@ fn examples() -> Result<()> {
     Ok(())
 }
 
-fn bench(extra: &[String]) -> Result<()> {
-    for name in ["turns", "http"] {
-        let mut cmd = cargo();
-        cmd.args(["bench", "-p", "luaco", "--bench", name]);
-        if !extra.is_empty() {
-            cmd.arg("--").args(extra);
-        }
-        run(&format!("cargo bench --bench {name}"), cmd)?;
-    }
-    report_ratios()?;
-    peak_memory()
-}
-
 /// Runs the 1,000-request load once per mode in a fresh process and prints
 /// wall time and peak memory as the example reports them.
-fn peak_memory() -> Result<()> {
+pub(crate) fn peak_memory() -> Result<()> {
     let mut build = cargo();
     build.args([
         "build",
@@ -173,65 +174,6 @@ fn peak_memory() -> Result<()> {
             );
         }
         print!("  {}", String::from_utf8_lossy(&out.stdout));
-    }
-    Ok(())
-}
-
-/// Median time of one criterion benchmark of this run, in nanoseconds.
-fn median_ns(group: &str, name: &str) -> Result<f64> {
-    let path = root()
-        .join("target/criterion")
-        .join(group)
-        .join(name)
-        .join("new/estimates.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let json: serde_json::Value = serde_json::from_str(&text)?;
-    json["median"]["point_estimate"]
-        .as_f64()
-        .with_context(|| format!("no median in {}", path.display()))
-}
-
-/// Prints each benchmark as a ratio to the bare coroutine round trip
-/// measured in the same run, with the targets from the foundation issue.
-fn report_ratios() -> Result<()> {
-    let base = median_ns("turns", "bare_resume_yield")?;
-    println!("\nratios to a bare Lua coroutine.resume/yield round trip ({base:.0} ns), same run:");
-    let rows = [
-        ("await_settled", "await of a settled promise", Some(1.0)),
-        ("sleep0_turn", "await(sleep(0)): one full turn", Some(3.0)),
-        (
-            "spawn_complete_pooled",
-            "spawn + complete, pooled coroutines",
-            None,
-        ),
-        (
-            "spawn_complete_unpooled",
-            "spawn + complete, pool_size = 0",
-            None,
-        ),
-    ];
-    for (name, what, target) in rows {
-        let ns = median_ns("turns", name)?;
-        let ratio = ns / base;
-        let verdict = match target {
-            Some(t) if ratio <= t => format!("target <= {t}x: met"),
-            Some(t) => format!("target <= {t}x: MISSED"),
-            None => String::new(),
-        };
-        println!("  {what:<40} {ns:>8.0} ns  {ratio:>6.2}x  {verdict}");
-    }
-    println!("\nconcurrent GETs on 127.0.0.1: throughput of a luaco script / the same client from Rust alone:");
-    for (client, n) in [("h1", 1000), ("surf", 250)] {
-        let rust = median_ns("http", &format!("{client}_rust_alone"))?;
-        let script = median_ns("http", &format!("{client}_luaco_script"))?;
-        let ratio = rust / script;
-        let verdict = if ratio >= 0.8 { "met" } else { "MISSED" };
-        println!(
-            "  {client:<5} {n:>5} requests: rust {:>7.1} ms, luaco {:>7.1} ms, ratio {ratio:.2} (target >= 0.8: {verdict})",
-            rust / 1e6,
-            script / 1e6
-        );
     }
     Ok(())
 }

@@ -151,3 +151,94 @@ fn members_inherit_workspace_lints() {
         );
     }
 }
+
+#[test]
+fn io_needs_only_core() {
+    let meta = metadata();
+    let deps = normal_closure(&meta, "luaco-io");
+    let luaco: Vec<_> = deps.iter().filter(|d| d.starts_with("luaco")).collect();
+    assert_eq!(
+        luaco,
+        vec!["luaco-core"],
+        "luaco-io reaches the loop only through core's future bridge"
+    );
+}
+
+/// Every Rust file under crates/, with its text.
+fn rust_sources() -> Vec<(std::path::PathBuf, String)> {
+    fn walk(dir: &Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("source");
+                out.push((path, text));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root().join("crates"), &mut out);
+    out
+}
+
+#[test]
+fn unsafe_code_lives_only_in_the_listed_modules() {
+    // The one module allowed to: creating a state with `debug` and the raw
+    // C function on the spawn path. Each unsafe block says why it is sound.
+    let allowed = [Path::new("crates/luaco-core/src/raw.rs")];
+    for (path, text) in rust_sources() {
+        let rel = path.strip_prefix(root()).expect("under root");
+        let uses_unsafe = text.contains("unsafe {") || text.contains("unsafe extern");
+        if allowed.contains(&rel) {
+            for (i, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("unsafe {")
+                    || line.contains("= unsafe {")
+                    || line.contains("Ok(unsafe {")
+                {
+                    let before: Vec<&str> = text.lines().take(i).collect();
+                    let commented = before
+                        .iter()
+                        .rev()
+                        .take(12)
+                        .any(|l| l.contains("// SAFETY:"));
+                    assert!(
+                        commented,
+                        "{}:{}: unsafe block without a SAFETY comment",
+                        rel.display(),
+                        i + 1
+                    );
+                }
+            }
+        } else {
+            assert!(
+                !uses_unsafe,
+                "{} uses unsafe code; only {allowed:?} may",
+                rel.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_lua_half_is_one_file_per_concept() {
+    let dir = root().join("crates/luaco-core/src/lua");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("lua dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let engine =
+        std::fs::read_to_string(root().join("crates/luaco-core/src/engine.rs")).expect("engine.rs");
+    for name in &names {
+        let text = std::fs::read_to_string(dir.join(name)).expect("lua file");
+        assert!(
+            text.starts_with("-- "),
+            "{name} must open with a comment saying what it is for"
+        );
+        assert!(
+            engine.contains(&format!("include_str!(\"lua/{name}\")")),
+            "{name} is not loaded by the engine"
+        );
+    }
+}

@@ -206,3 +206,103 @@ fn trace_reports_every_task_in_its_span() {
     let quiet = luaco(&["run", "-e", "await(sleep(1))"]);
     assert!(quiet.stderr.is_empty());
 }
+
+#[test]
+fn eval_takes_code_that_starts_with_a_dash() {
+    let out = luaco(&["run", "-e", "-- a comment first\nprint('dash ok')"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "dash ok\n");
+    let out = luaco(&[
+        "run",
+        "-e",
+        "-1 == -1 or error() print(select('#', ...))",
+        "a",
+        "-b",
+    ]);
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "code starting with '-' is not an option"
+    );
+}
+
+#[test]
+fn a_dash_reads_the_script_from_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_luaco"))
+        .args(["run", "-", "x"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn luaco");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"print(await(async(function() return 'from stdin' end)), arg[1])")
+        .expect("write script");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "from stdin\tx\n");
+}
+
+#[test]
+fn a_shebang_line_is_skipped_and_line_numbers_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = script(
+        dir.path(),
+        "tool.lua",
+        "#!/usr/bin/env luaco run\nprint('ran')\nerror('line three')\n",
+    );
+    let out = luaco(&["run", &path]);
+    assert_eq!(text(&out.stdout), "ran\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("tool.lua:3: line three"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn require_looks_in_the_scripts_own_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    script(
+        dir.path(),
+        "helper.lua",
+        "return { greet = function() return 'hello from helper' end }",
+    );
+    let path = script(dir.path(), "main.lua", "print(require('helper').greet())");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_luaco"))
+        .args(["run", &path])
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("run luaco");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "hello from helper\n");
+}
+
+#[test]
+fn a_raised_table_or_nil_is_printed_by_what_it_holds() {
+    let out = luaco(&["run", "-e", "error({ code = 42, why = 'nope' })"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(!err.contains("table: 0x"), "{err}");
+    assert!(
+        err.contains("code") && err.contains("42") && err.contains("nope"),
+        "{err}"
+    );
+    let out = luaco(&["run", "-e", "error(nil)"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("error: nil"), "{err}");
+}
+
+#[test]
+fn the_debug_library_is_there_without_sandbox() {
+    let out = luaco(&["run", "-e", "print(type(debug), type(debug.getinfo))"]);
+    assert_eq!(text(&out.stdout), "table\tfunction\n");
+}

@@ -92,3 +92,20 @@ fn unconvertible_values_are_errors_not_panics() {
         assert!(ScriptValue::from_lua_value(&v).is_err(), "{src}");
     }
 }
+
+#[test]
+fn sparse_integer_keys_are_a_map_not_a_panic() {
+    let lua = mlua::Lua::new();
+    for src in [
+        "return {[0] = 'a', [2] = 'b'}",
+        "return {[-1] = 'a', [1] = 'b'}",
+        "return {[2] = 'b', [3] = 'c'}",
+        "return {[1] = 'a', [1 << 40] = 'b'}",
+    ] {
+        let v: mlua::Value = lua.load(src).eval().unwrap();
+        match ScriptValue::from_lua_value(&v).unwrap() {
+            ScriptValue::Map(m) => assert_eq!(m.len(), 2, "{src}"),
+            other => panic!("{src}: {other:?}"),
+        }
+    }
+}

@@ -52,7 +52,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 use timers::{micros, Timers};
 
 /// Tasks resumed between two looks at the clock inside a turn.
-const RESUMES_PER_CLOCK_CHECK: usize = 32;
+const RESUMES_PER_CLOCK_CHECK: usize = 16;
 
 /// What one [`Scheduler::pump`] call did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

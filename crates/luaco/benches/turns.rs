@@ -81,6 +81,33 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|n| time_task(&rt, &sleep0, n))
     });
 
+    // A pending promise made by one task, awaited by another, resolved by
+    // the first on its next turn: the full round trip of a wake-up.
+    let pending: Function = rt
+        .lua()
+        .load(
+            r#"
+        local n = ...
+        local resolve
+        local waiter = async(function()
+          for _ = 1, n do
+            await(promise.new(function(r) resolve = r end))
+          end
+        end)
+        for _ = 1, n do
+          coroutine.yield()
+          resolve(true)
+        end
+        await(waiter)
+        return n
+    "#,
+        )
+        .into_function()
+        .expect("compile");
+    g.bench_function("pending_await", |b| {
+        b.iter_custom(|n| time_task(&rt, &pending, n))
+    });
+
     let spawn_src = r#"
         local n = ...
         local done = 0

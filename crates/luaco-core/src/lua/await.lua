@@ -6,7 +6,7 @@ local error = error
 local real_metatable = core.debug.getmetatable
 local PROMISE_MT = core.PROMISE_MT
 local running, yield = core.co_running, coroutine.yield
-local current_co = core.current_co
+local running_task = core.running_task
 local ST, V, W = core.ST, core.V, core.W
 local PENDING, RESOLVED, REJECTED = core.PENDING, core.RESOLVED, core.REJECTED
 local AWAIT = core.AWAIT
@@ -18,7 +18,7 @@ local NOT_A_PROMISE = "await() requires a promise argument"
 local function await(p)
   -- Only the scheduler resumes task coroutines (see the guards in task.lua),
   -- so running in the current task's coroutine means running in the task.
-  if running() ~= current_co() then raise("runtime", OUTSIDE, 2) end
+  if running() ~= running_task.co then raise("runtime", OUTSIDE, 2) end
   if real_metatable(p) ~= PROMISE_MT then raise("type", NOT_A_PROMISE, 2) end
   local st = p[ST]
   if p[W] == false then p[W] = true end

@@ -113,6 +113,8 @@ local function dispatch(p, st)
   if eq_head <= eq_tail then drain() end
 end
 
+core.dispatch = dispatch
+
 -- Settles a pending promise with state `st` and value `v`, as is: no
 -- adoption (see `resolve`). False if it had settled already.
 function settle(p, st, v)

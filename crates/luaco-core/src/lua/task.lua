@@ -8,14 +8,15 @@
 -- no reference per task or per promise.
 local core, prim = ...
 
-local type, select, xpcall, error, rawget, collectgarbage =
-  type, select, xpcall, error, rawget, collectgarbage
+local type, select, xpcall, error, rawget, collectgarbage, setmetatable =
+  type, select, xpcall, error, rawget, collectgarbage, setmetatable
 local unpack, pack = table.unpack, table.pack
 local co_create, co_resume, co_yield, co_close, co_running =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.close, coroutine.running
 local spawn_site = prim.spawn_site
 core.co_running = co_running
 local new_promise, settle, resolve, cancel = core.new_promise, core.settle, core.resolve, core.cancel
+local add_waiter, dispatch = core.add_waiter, core.dispatch
 local ST, V, W, X = core.ST, core.V, core.W, core.X
 local PENDING, RESOLVED, REJECTED = core.PENDING, core.RESOLVED, core.REJECTED
 local on_error = core.on_error
@@ -37,6 +38,10 @@ core.AWAIT = AWAIT
 local STOP_YIELD, STOP_PREEMPTED, STOP_LIMIT = 1, 2, 3
 
 local cur_task, cur_co = nil, nil
+-- The running task's coroutine, shared with await.lua (a table field is
+-- cheaper to read there than a function to call).
+local running_task = { co = false }
+core.running_task = running_task
 function core.current() return cur_task end
 function core.current_co() return cur_co end
 
@@ -101,24 +106,6 @@ local function worker_body(t)
   end
 end
 
-local function take_worker()
-  if pool_n > 0 then
-    local co = pool[pool_n]
-    pool[pool_n] = nil
-    pool_n = pool_n - 1
-    return co
-  end
-  return co_create(worker_body)
-end
-
-local function recycle(co)
-  if pool_n < pool_size then
-    pool_n = pool_n + 1
-    pool[pool_n] = co
-  else
-    exposed[co] = nil
-  end
-end
 function core.pooled() return pool_n end
 
 ---------------------------------------------------------------- children
@@ -166,12 +153,20 @@ local function new_task(f, p, ctx, args)
 end
 
 -- async(f, ...): a child of the running task, starting on a later turn.
+local PROMISE_MT = core.PROMISE_MT
 local function spawn(f, ...)
   if type(f) ~= "function" then core.bad_argument(1, "async", "function", f, 2) end
-  local p = new_promise()
+  -- new_promise and new_task, inlined: this is the hottest path of all.
+  local p = setmetatable({ PENDING, false, false }, PROMISE_MT)
   local parent = cur_task
   local n = select("#", ...)
-  local t = new_task(f, p, parent and parent[CTX] or default_ctx, n > 0 and pack(...) or nil)
+  serial = serial + 1
+  live = live + 1
+  local t = { f, p, false, parent and parent[CTX] or default_ctx, n > 0 and pack(...) or false,
+    serial, false, false, false, false, false, 0 }
+  p[V] = t
+  rq_tail = rq_tail + 1
+  rq[rq_tail] = t
   if parent then
     add_kid(parent, p)
   end
@@ -255,12 +250,19 @@ function core.task_ctx(t) return t and t[CTX] end
 local MEMORY = "not enough memory"
 
 local function finish(t, ok, v)
-  set_done(t)
+  t[STATE] = DONE
+  live = live - 1
   local p = t[PROMISE]
   if observed then report(ok and EV_COMPLETED or EV_FAILED, t, ok and RESOLVED or REJECTED) end
   t[KIDS] = nil
   if ok then
-    resolve(p, v)
+    if type(v) == "table" then
+      resolve(p, v)
+    elseif p[ST] == PENDING then
+      -- settle's common case inline: a plain value, often nobody waiting.
+      p[ST], p[V] = RESOLVED, v
+      if p[W] ~= false then dispatch(p, RESOLVED) end
+    end
   else
     if v == MEMORY then
       -- Lua skips the message handler for memory errors: the reason is
@@ -329,7 +331,13 @@ local function step(t)
   if state == DONE then return end
   local co, arg = t[CO], nil
   if not co then
-    co = take_worker()
+    if pool_n > 0 then
+      co = pool[pool_n]
+      pool[pool_n] = nil
+      pool_n = pool_n - 1
+    else
+      co = co_create(worker_body)
+    end
     t[CO], t[STATE], arg = co, RUNNING, t
     if observed then report(EV_STARTED, t) end
   else
@@ -343,9 +351,11 @@ local function step(t)
   end
   local started = observed and clock()
   cur_task, cur_co = t, co
+  running_task.co = co
   local ok, a, b, c
   if arg then ok, a, b, c = co_resume(co, arg) else ok, a, b, c = co_resume(co) end
   cur_task, cur_co = nil, nil
+  running_task.co = false
   if started then t[TIME] = (t[TIME] or 0) + (clock() - started) end
   if not ok then
     -- The coroutine died outside the task's xpcall (a memory error in the
@@ -356,7 +366,12 @@ local function step(t)
     return
   end
   if a == FINISHED then
-    recycle(co)
+    if pool_n < pool_size then
+      pool_n = pool_n + 1
+      pool[pool_n] = co
+    else
+      exposed[co] = nil
+    end
     t[CO] = false
     if t[STATE] == CANCEL_PENDING then
       set_done(t)
@@ -379,7 +394,9 @@ local function step(t)
   end
   if a == AWAIT then
     t[WAITING] = b
-    core.add_waiter(b, t)
+    -- add_waiter's common case inline: nobody else waits on `b` yet.
+    local cur = b[W]
+    if cur == false or cur == true then b[W] = t else add_waiter(b, t) end
     return
   end
   -- A bare coroutine.yield, or a hook that suspended the task.

@@ -1,0 +1,22 @@
+-- N timers with delays spread over one second: how late each fires after
+-- its deadline (the time it was set plus its delay).
+package.path = arg[0]:match("^(.*/)") .. "?.lua;" .. package.path
+local cqueues = require("cqueues")
+local common = require("cq_common")
+local n = tonumber(arg[1]) or 100000
+local cq = cqueues.new()
+local late = {}
+for i = 1, n do
+  local delay = ((i * 7919) % 1000) / 1000
+  cq:wrap(function()
+    local start = cqueues.monotime()
+    cqueues.sleep(delay)
+    late[#late + 1] = (cqueues.monotime() - (start + delay)) * 1000
+  end)
+end
+assert(cq:loop())
+common.report({
+  rss_kb = common.rss_kb(),
+  p50_ms = string.format("%.3f", common.percentile(late, 0.5)),
+  p99_ms = string.format("%.3f", common.percentile(late, 0.99)),
+})

@@ -1,0 +1,317 @@
+//! `cargo xtask bench [--quick]`: in-process ratios from criterion, then
+//! whole-process workloads of the release `luaco` binary alternating with
+//! its peers (Node.js, Lua 5.4 + cqueues), then HTTP and pump overrun.
+//! Every figure is printed next to a baseline measured in the same run.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::{cargo, root, run};
+
+/// One whole-process workload and how each runtime runs it.
+struct Workload {
+    name: &'static str,
+    what: &'static str,
+    /// Size in a full run and in a quick one.
+    n: (u64, u64),
+    /// luaco's script under benches/workloads.
+    luaco: &'static str,
+    node: Option<&'static str>,
+    cqueues: Option<&'static str>,
+}
+
+const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "sleeps",
+        what: "tasks x sleep 10 ms, joined",
+        n: (100_000, 100_000),
+        luaco: "sleeps.lua",
+        node: Some("sleeps.js"),
+        cqueues: Some("cq_sleeps.lua"),
+    },
+    Workload {
+        name: "spawn",
+        what: "trivial tasks spawned, each awaited",
+        n: (1_000_000, 300_000),
+        luaco: "spawn.lua",
+        node: Some("spawn.js"),
+        cqueues: Some("cq_spawn.lua"),
+    },
+    Workload {
+        name: "sleepers",
+        what: "tasks sleeping at once (memory per task)",
+        n: (1_000_000, 200_000),
+        luaco: "sleepers.lua",
+        node: Some("sleepers.js"),
+        cqueues: Some("cq_sleepers.lua"),
+    },
+    Workload {
+        name: "chain",
+        what: "a chain of :next handlers",
+        n: (100_000, 100_000),
+        luaco: "chain.lua",
+        node: Some("chain.js"),
+        cqueues: None,
+    },
+    Workload {
+        name: "lateness",
+        what: "timers over 1 s: lateness p50/p99 (ms)",
+        n: (100_000, 100_000),
+        luaco: "lateness.lua",
+        node: Some("lateness.js"),
+        cqueues: Some("cq_lateness.lua"),
+    },
+];
+
+/// What one process run reported.
+#[derive(Clone, Debug, Default)]
+struct Sample {
+    wall_ms: f64,
+    fields: Vec<(String, String)>,
+}
+
+impl Sample {
+    fn field(&self, key: &str) -> Option<f64> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+    }
+}
+
+fn run_process(mut cmd: Command) -> Result<Sample> {
+    let start = Instant::now();
+    let out = cmd.output().context("starting a benchmark process")?;
+    let wall_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("result"))
+        .with_context(|| format!("{cmd:?} printed no result line"))?;
+    let fields = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    Ok(Sample { wall_ms, fields })
+}
+
+fn have(program: &str, probe: &[&str]) -> bool {
+    Command::new(program)
+        .args(probe)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The median of the samples by wall time.
+fn median(mut samples: Vec<Sample>) -> Option<Sample> {
+    samples.sort_by(|a, b| a.wall_ms.total_cmp(&b.wall_ms));
+    let mid = samples.len() / 2;
+    samples.into_iter().nth(mid)
+}
+
+fn describe(s: &Option<Sample>, name: &str) -> String {
+    let Some(s) = s else { return "—".into() };
+    let rss = s
+        .field("rss_kb")
+        .map_or(String::new(), |kb| format!(", {:.0} MB", kb / 1024.0));
+    match name {
+        "lateness" => format!(
+            "p50 {} / p99 {}{rss}",
+            s.field("p50_ms").map_or("?".into(), |v| format!("{v:.2}")),
+            s.field("p99_ms").map_or("?".into(), |v| format!("{v:.2}"))
+        ),
+        "sleepers" => format!(
+            "{:.0} ms, {} B/task{rss}",
+            s.wall_ms,
+            s.field("bytes_per_task")
+                .map_or("?".into(), |v| format!("{v:.0}"))
+        ),
+        _ => format!("{:.0} ms{rss}", s.wall_ms),
+    }
+}
+
+fn ratio(luaco: &Option<Sample>, peer: &Option<Sample>, name: &str) -> String {
+    let (Some(a), Some(b)) = (luaco, peer) else {
+        return "—".into();
+    };
+    let (x, y) = match name {
+        "lateness" => (a.field("p99_ms"), b.field("p99_ms")),
+        "sleepers" => (a.field("bytes_per_task"), b.field("bytes_per_task")),
+        _ => (Some(a.wall_ms), Some(b.wall_ms)),
+    };
+    match (x, y) {
+        (Some(x), Some(y)) if y > 0.0 => format!("{:.2}x", x / y),
+        _ => "—".into(),
+    }
+}
+
+fn workloads(quick: bool) -> Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--release", "-q", "-p", "luaco-cli"]);
+    run("cargo build --release -p luaco-cli", build)?;
+    let luaco = root().join("target/release/luaco");
+    let dir = root().join("benches");
+    let node = have("node", &["--version"]);
+    let cqueues = have("lua5.4", &["-e", "require('cqueues')"]);
+    if !node {
+        println!("(node not found: its column is empty)");
+    }
+    if !cqueues {
+        println!("(lua5.4 with cqueues not found: `apt-get install lua5.4 lua-cqueues`; its column is empty)");
+    }
+    let rounds = if quick { 1 } else { 3 };
+    println!("\nWhole processes, alternating, median of {rounds} (wall time includes start-up and exit):\n");
+    println!("| workload | N | luaco | Node.js | luaco/Node | cqueues | luaco/cqueues |");
+    println!("|---|---|---|---|---|---|---|");
+    for w in WORKLOADS {
+        let n = if quick { w.n.1 } else { w.n.0 };
+        let (mut ours, mut nodes, mut cqs) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let mut cmd = Command::new(&luaco);
+            cmd.current_dir(dir.join("workloads"))
+                .args(["run", w.luaco, &n.to_string()]);
+            ours.push(run_process(cmd)?);
+            if let (true, Some(js)) = (node, w.node) {
+                let mut cmd = Command::new("node");
+                cmd.arg(dir.join("peers").join(js)).arg(n.to_string());
+                nodes.push(run_process(cmd)?);
+            }
+            if let (true, Some(lua)) = (cqueues, w.cqueues) {
+                let mut cmd = Command::new("lua5.4");
+                cmd.arg(dir.join("peers").join(lua)).arg(n.to_string());
+                cqs.push(run_process(cmd)?);
+            }
+        }
+        let (ours, nodes, cqs) = (median(ours), median(nodes), median(cqs));
+        println!(
+            "| {} ({}) | {n} | {} | {} | {} | {} | {} |",
+            w.name,
+            w.what,
+            describe(&ours, w.name),
+            describe(&nodes, w.name),
+            ratio(&ours, &nodes, w.name),
+            describe(&cqs, w.name),
+            ratio(&ours, &cqs, w.name),
+        );
+    }
+    println!("\n(ratios: wall time; for sleepers bytes per task; for lateness p99)");
+    Ok(())
+}
+
+/// Median time of one criterion benchmark of this run, in nanoseconds.
+pub(crate) fn median_ns(group: &str, name: &str) -> Result<f64> {
+    let path: PathBuf = root()
+        .join("target/criterion")
+        .join(group)
+        .join(name)
+        .join("new/estimates.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let json: serde_json::Value = serde_json::from_str(&text)?;
+    json["median"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("no median in {}", path.display()))
+}
+
+/// Prints each in-process benchmark as a ratio to the bare coroutine
+/// round trip measured in the same run, with the targets of the core issue.
+fn report_turns() -> Result<()> {
+    let base = median_ns("turns", "bare_resume_yield")?;
+    println!("\nIn process, ratio to a bare Lua coroutine.resume/yield round trip ({base:.0} ns), same run:\n");
+    println!("| operation | ns | ratio | target |");
+    println!("|---|---|---|---|");
+    let rows = [
+        ("await_settled", "await of a settled promise", Some(1.0)),
+        ("sleep0_turn", "await(sleep(0)): one full turn", Some(3.0)),
+        (
+            "pending_await",
+            "pending create + await + resolve, two tasks",
+            Some(8.0),
+        ),
+        ("spawn_complete_pooled", "spawn + complete", None),
+        (
+            "spawn_complete_unpooled",
+            "spawn + complete, pool_size = 0",
+            None,
+        ),
+    ];
+    for (name, what, target) in rows {
+        let ns = median_ns("turns", name)?;
+        let r = ns / base;
+        let verdict = match target {
+            Some(t) if r <= t => format!("<= {t}x: met"),
+            Some(t) => format!("<= {t}x: MISSED"),
+            None => "—".into(),
+        };
+        println!("| {what} | {ns:.0} | {r:.2}x | {verdict} |");
+    }
+    Ok(())
+}
+
+fn report_http() -> Result<()> {
+    println!("\nConcurrent GETs on 127.0.0.1, throughput of a luaco script / the same client from Rust alone:");
+    // Our own HTTP/1.1 client; surf (opt-in) is measured by the bench too.
+    let rust = median_ns("http", "h1_rust_alone")?;
+    let script = median_ns("http", "h1_luaco_script")?;
+    let r = rust / script;
+    let verdict = if r >= 0.8 { "met" } else { "MISSED" };
+    println!(
+        "  h1 1,000 requests: rust {:.1} ms, luaco {:.1} ms, ratio {r:.2} (target >= 0.8: {verdict})",
+        rust / 1e6,
+        script / 1e6
+    );
+    Ok(())
+}
+
+fn pump_overrun() -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "luaco",
+        "--example",
+        "pump_overrun",
+    ]);
+    let out = cmd.output().context("running pump_overrun")?;
+    if !out.status.success() {
+        bail!(
+            "pump_overrun failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    print!("\n{}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+pub(crate) fn bench(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let criterion: Vec<&str> = if quick {
+        vec!["--warm-up-time", "0.3", "--measurement-time", "1"]
+    } else {
+        Vec::new()
+    };
+    for name in ["turns", "http"] {
+        let mut cmd = cargo();
+        cmd.args(["bench", "-q", "-p", "luaco", "--bench", name, "--"]);
+        cmd.args(&criterion);
+        run(&format!("cargo bench --bench {name}"), cmd)?;
+    }
+    report_turns()?;
+    report_http()?;
+    pump_overrun()?;
+    workloads(quick)?;
+    crate::peak_memory()
+}
