@@ -268,8 +268,3 @@ impl From<&mlua::Error> for ScriptError {
         }
     }
 }
-
-/// Reads an mlua error as a script error; the same as `ScriptError::from`.
-pub fn rust_error_to_script(error: &mlua::Error) -> ScriptError {
-    ScriptError::from(error)
-}

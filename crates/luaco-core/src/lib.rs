@@ -67,7 +67,7 @@ pub use engine::{
     duration_from_ms, located, type_error, ApiResult, Batch, Engine, Options, SettleCallback,
     CALLER,
 };
-pub use error::{rust_error_to_script, Error, ErrorKind, Result, ScriptError};
+pub use error::{Error, ErrorKind, Result, ScriptError};
 pub use module::{Module, ModuleContext};
 pub use observer::{Lifecycle, Observer, TaskInfo};
 pub use promise::{Outcome, Promise, PromiseStatus};

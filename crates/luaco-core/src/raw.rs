@@ -14,7 +14,7 @@ pub(crate) fn new_state(libs: StdLib, options: LuaOptions) -> mlua::Result<Lua> 
     }
     // SAFETY: mlua calls a state "unsafe" when scripts can reach `debug` or
     // load C modules, because those can break memory safety from Lua. A
-    // trusted host script gets every standard library (SPEC §2, CLI), and
+    // trusted host script gets every standard library, `debug` included, and
     // the sandbox, not this flag, is what confines untrusted scripts: it
     // gives them environments without `debug`, `package.loadlib` or C
     // module searchers. Nothing else about the state differs.

@@ -15,7 +15,7 @@ const MAX_DEPTH: usize = 128;
 
 /// A Lua value as plain, owned Rust data.
 ///
-/// Conversion from Lua follows the JSON rule of the SPEC: a table whose keys
+/// Conversion from Lua follows the JSON rule: a table whose keys
 /// are exactly `1..=n` (n ≥ 1) is an [`Array`](ScriptValue::Array), any other
 /// table a [`Map`](ScriptValue::Map) keyed by strings (integer keys are
 /// written in decimal). Strings that are not UTF-8 become

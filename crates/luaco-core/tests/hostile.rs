@@ -136,3 +136,29 @@ fn two_million_settled_promises_and_a_million_queued_tasks_at_once() {
         "ok",
     );
 }
+
+#[test]
+fn cancelling_a_deep_line_of_descendants_does_not_recurse() {
+    expect_string(
+        run(r#"
+            local depth = 20000
+            local deepest
+            local closed = 0
+            local function nest(n)
+              local guard <close> = setmetatable({}, { __close = function() closed = closed + 1 end })
+              if n == 0 then
+                deepest = true
+                luaco.await(luaco.promise.new(function() end))
+              else
+                luaco.await(luaco.async(nest, n - 1))
+              end
+            end
+            local root = luaco.async(nest, depth)
+            while not deepest do coroutine.yield() end
+            assert(root:cancel())
+            assert(closed == depth + 1, "every level closed before cancel returned: " .. closed)
+            return "ok"
+        "#),
+        "ok",
+    );
+}

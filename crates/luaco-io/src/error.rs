@@ -53,8 +53,9 @@ impl Error {
     }
 
     /// The error object scripts receive, its message prefixed with the
-    /// operation (`fs.read: /tmp/x: No such file or directory`).
-    pub fn to_script(&self, operation: &str) -> ScriptError {
-        ScriptError::new(self.kind(), format!("{operation}: {self}"))
+    /// operation (`fs.read: /tmp/x: No such file or directory`); this error
+    /// stays attached as its source.
+    pub fn into_script(self, operation: &str) -> ScriptError {
+        ScriptError::new(self.kind(), format!("{operation}: {self}")).with_source(self)
     }
 }

@@ -330,7 +330,7 @@ fn operation<T: 'static>(
     future: LocalBoxFuture<Result<T, Error>>,
     to_lua: impl FnOnce(&Lua, T) -> mlua::Result<Value> + 'static,
 ) -> ApiResult<Value> {
-    let future = async move { future.await.map_err(|e| e.to_script(name)) };
+    let future = async move { future.await.map_err(|e| e.into_script(name)) };
     engine
         .spawn_future(future, to_lua)
         .map_err(ScriptError::from)
@@ -344,7 +344,7 @@ pub(crate) fn install(
 ) -> mlua::Result<()> {
     let table = lua.create_table()?;
     let denied = |name: &'static str, path: &str| {
-        Error::Permission(format!("{path}: file system access is not allowed")).to_script(name)
+        Error::Permission(format!("{path}: file system access is not allowed")).into_script(name)
     };
     macro_rules! define {
         ($name:literal, |$lua:ident, $fs:ident, $path:ident, $args:ident| $body:expr) => {{

@@ -74,8 +74,7 @@ fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option
         return Err(type_error(lua, "http.request", 1, "table", args.front()));
     };
     let field = |name: &str| -> ApiResult<Value> {
-        opts.get::<Value>(name)
-            .map_err(|e| luaco_core::rust_error_to_script(&e))
+        opts.get::<Value>(name).map_err(|e| ScriptError::from(e))
     };
     let bad = |msg: String| ScriptError::new(ErrorKind::Type, format!("http.request: {msg}"));
     let url = match field("url")? {
@@ -110,7 +109,7 @@ fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option
         Value::Nil => {}
         Value::Table(t) => {
             for pair in t.pairs::<Value, Value>() {
-                let (k, v) = pair.map_err(|e| luaco_core::rust_error_to_script(&e))?;
+                let (k, v) = pair.map_err(|e| ScriptError::from(e))?;
                 let (Value::String(k), Value::String(v)) = (&k, &v) else {
                     return Err(bad("headers must map strings to strings".into()));
                 };
@@ -189,7 +188,7 @@ fn request(
 }
 
 /// Starts a parsed request. Past the argument's type every failure is a
-/// rejection, as SPEC says: a malformed URL rejects with kind "type", a
+/// rejection: a malformed URL rejects with kind "type", a
 /// denied one with "permission".
 fn send(
     engine: &Engine,
@@ -200,7 +199,7 @@ fn send(
         Some(client) => Ok((client, req, timeout)),
         None => Err(
             Error::Permission(format!("network access is not allowed ({})", req.url))
-                .to_script("http.request"),
+                .into_script("http.request"),
         ),
     });
     let timeout = prepared.as_ref().ok().and_then(|(_, _, t)| *t);
@@ -209,7 +208,7 @@ fn send(
         client
             .send(req)
             .await
-            .map_err(|e| e.to_script("http.request"))
+            .map_err(|e| e.into_script("http.request"))
     };
     let promise = engine
         .spawn_future(future, |lua, response| {

@@ -1,8 +1,8 @@
 //! Event loop of luaco: turns of ready tasks, timers, Rust futures, and
 //! `pump` with a time budget.
 //!
-//! A [`Scheduler`] owns a Lua state's [`Engine`] and runs it by SPEC's
-//! "Turn" rule: at the start of a turn, due timers fire (deadline order, ties
+//! A [`Scheduler`] owns a Lua state's [`Engine`] and runs it by the
+//! turn rule: at the start of a turn, due timers fire (deadline order, ties
 //! in creation order); then every task ready at that moment is resumed once,
 //! in the order it became ready. Work made ready during the turn waits for
 //! the next one. The clock is read once per turn. Rust futures run on an

@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     body: Some(prompt.into_bytes()),
                 })
                 .await
-                .map_err(|e| e.to_script("complete"))?;
+                .map_err(|e| e.into_script("complete"))?;
             Ok(ScriptValue::String(
                 String::from_utf8_lossy(&response.body).into_owned(),
             ))

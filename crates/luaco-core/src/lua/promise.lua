@@ -115,6 +115,15 @@ end
 
 core.dispatch = dispatch
 
+-- Queues `f(arg)` as an effect and drains the queue unless it is being
+-- drained already (then it runs later in the same drain): how cancelling
+-- a task reaches its descendants without recursing.
+function core.defer(f, arg)
+  eq[eq_tail + 1], eq[eq_tail + 2] = f, arg
+  eq_tail = eq_tail + 2
+end
+core.drain = drain
+
 -- Settles a pending promise with state `st` and value `v`, as is: no
 -- adoption (see `resolve`). False if it had settled already.
 function settle(p, st, v)

@@ -16,7 +16,7 @@ local co_create, co_resume, co_yield, co_close, co_running =
 local spawn_site = prim.spawn_site
 core.co_running = co_running
 local new_promise, settle, resolve, cancel = core.new_promise, core.settle, core.resolve, core.cancel
-local add_waiter, dispatch = core.add_waiter, core.dispatch
+local add_waiter, dispatch, defer, drain = core.add_waiter, core.dispatch, core.defer, core.drain
 local ST, V, W, X = core.ST, core.V, core.W, core.X
 local PENDING, RESOLVED, REJECTED = core.PENDING, core.RESOLVED, core.REJECTED
 local on_error = core.on_error
@@ -317,7 +317,13 @@ local function cancel_task(t)
     end
   end
   if kids then
-    for i = 1, kids.n do cancel(kids[i]) end
+    -- Through the effect queue, so a deep line of descendants cannot
+    -- overflow the stack.
+    for i = 1, kids.n do
+      local k = kids[i]
+      if k[ST] == PENDING then defer(cancel, k) end
+    end
+    drain()
   end
 end
 core.set_cancel_task(cancel_task)
