@@ -73,9 +73,8 @@ fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option
     let Some(Value::Table(opts)) = args.front() else {
         return Err(type_error(lua, "http.request", 1, "table", args.front()));
     };
-    let field = |name: &str| -> ApiResult<Value> {
-        opts.get::<Value>(name).map_err(|e| ScriptError::from(e))
-    };
+    let field =
+        |name: &str| -> ApiResult<Value> { opts.get::<Value>(name).map_err(ScriptError::from) };
     let bad = |msg: String| ScriptError::new(ErrorKind::Type, format!("http.request: {msg}"));
     let url = match field("url")? {
         Value::String(s) => s.to_string_lossy().to_string(),
@@ -109,7 +108,7 @@ fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option
         Value::Nil => {}
         Value::Table(t) => {
             for pair in t.pairs::<Value, Value>() {
-                let (k, v) = pair.map_err(|e| ScriptError::from(e))?;
+                let (k, v) = pair.map_err(ScriptError::from)?;
                 let (Value::String(k), Value::String(v)) = (&k, &v) else {
                     return Err(bad("headers must map strings to strings".into()));
                 };

@@ -259,7 +259,7 @@ pub(crate) fn install(engine: &Engine, lua: &Lua, api: &Table) -> mlua::Result<(
             let text = encode(&value, Some(&mt))?;
             lua.create_string(text)
                 .map(Value::String)
-                .map_err(|e| ScriptError::from(e))
+                .map_err(ScriptError::from)
         })?,
     )?;
     let mt = array_mt.clone();
@@ -281,12 +281,12 @@ pub(crate) fn install(engine: &Engine, lua: &Lua, api: &Table) -> mlua::Result<(
         "array",
         engine.api_function(lua, move |lua, args: MultiValue| -> ApiResult<Value> {
             let t = match args.front() {
-                None | Some(Value::Nil) => lua.create_table().map_err(|e| ScriptError::from(e))?,
+                None | Some(Value::Nil) => lua.create_table().map_err(ScriptError::from)?,
                 Some(Value::Table(t)) => t.clone(),
                 other => return Err(luaco_core::type_error(lua, "json.array", 1, "table", other)),
             };
             t.set_metatable(Some(mt.clone()))
-                .map_err(|e| ScriptError::from(e))?;
+                .map_err(ScriptError::from)?;
             Ok(Value::Table(t))
         })?,
     )?;
