@@ -114,6 +114,8 @@ pub struct ScriptError {
     pub traceback: Option<String>,
     /// For [`ErrorKind::Aggregate`]: the errors it gathers, in order.
     pub errors: Vec<ScriptError>,
+    /// For [`ErrorKind::Io`]: the errno name (`"ENOENT"`, `"EEXIST"`, …).
+    pub code: Option<String>,
     /// The raised value when it was not an error object (a table, a number…).
     pub value: Option<ScriptValue>,
     /// The Rust error this one was made from, if any (an I/O error, an
@@ -127,6 +129,7 @@ impl PartialEq for ScriptError {
             && self.message == other.message
             && self.traceback == other.traceback
             && self.errors == other.errors
+            && self.code == other.code
             && self.value == other.value
     }
 }
@@ -139,9 +142,16 @@ impl ScriptError {
             message: message.into(),
             traceback: None,
             errors: Vec::new(),
+            code: None,
             value: None,
             source: None,
         }
+    }
+
+    /// The same error with an errno name in `code`.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
     }
 
     /// The same error, remembering `source` as its cause.
@@ -171,6 +181,7 @@ impl ScriptError {
                     .unwrap_or(ErrorKind::Runtime);
                 let message = t.raw_get::<String>("message").unwrap_or_default();
                 let traceback = t.raw_get::<Option<String>>("traceback").ok().flatten();
+                let code = t.raw_get::<Option<String>>("code").ok().flatten();
                 let errors = match t.raw_get::<Value>("errors") {
                     Ok(Value::Table(list)) => list
                         .sequence_values::<Value>()
@@ -184,6 +195,7 @@ impl ScriptError {
                     message,
                     traceback,
                     errors,
+                    code,
                     value: None,
                     source: None,
                 };
@@ -201,6 +213,7 @@ impl ScriptError {
             message,
             traceback: None,
             errors: Vec::new(),
+            code: None,
             value: ScriptValue::from_lua_value(reason).ok(),
             source: None,
         }
@@ -213,6 +226,9 @@ impl ScriptError {
         t.raw_set("kind", self.kind.as_str())?;
         if let Some(tb) = &self.traceback {
             t.raw_set("traceback", tb.as_str())?;
+        }
+        if let Some(code) = &self.code {
+            t.raw_set("code", code.as_str())?;
         }
         if self.kind == ErrorKind::Aggregate || !self.errors.is_empty() {
             let list = lua.create_table_with_capacity(self.errors.len(), 1)?;

@@ -18,6 +18,9 @@ pub enum Error {
     /// The operation is not allowed here (script kind `"permission"`).
     #[error("{0}")]
     Permission(String),
+    /// A size cap was hit (script kind `"limit"`); the message names the cap.
+    #[error("{0}")]
+    Limit(String),
     /// A file operation failed (script kind `"io"`); the message names the path.
     #[error("{path}: {source}")]
     Io {
@@ -40,6 +43,7 @@ impl Error {
             Error::Network(_) => ErrorKind::Network,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Permission(_) => ErrorKind::Permission,
+            Error::Limit(_) => ErrorKind::Limit,
             Error::Io { .. } => ErrorKind::Io,
         }
     }
@@ -56,6 +60,71 @@ impl Error {
     /// operation (`fs.read: /tmp/x: No such file or directory`); this error
     /// stays attached as its source.
     pub fn into_script(self, operation: &str) -> ScriptError {
-        ScriptError::new(self.kind(), format!("{operation}: {self}")).with_source(self)
+        let mut script = ScriptError::new(self.kind(), format!("{operation}: {self}"));
+        if let Some(code) = self.code() {
+            script = script.with_code(code);
+        }
+        script.with_source(self)
     }
+
+    /// The errno name of an [`Error::Io`] (`"ENOENT"`, …), if it has one.
+    pub fn code(&self) -> Option<&'static str> {
+        let Error::Io { source, .. } = self else {
+            return None;
+        };
+        if let Some(code) = source.raw_os_error().and_then(errno_name) {
+            return Some(code);
+        }
+        use std::io::ErrorKind as K;
+        Some(match source.kind() {
+            K::NotFound => "ENOENT",
+            K::AlreadyExists => "EEXIST",
+            K::PermissionDenied => "EACCES",
+            K::NotADirectory => "ENOTDIR",
+            K::IsADirectory => "EISDIR",
+            K::DirectoryNotEmpty => "ENOTEMPTY",
+            K::InvalidInput => "EINVAL",
+            K::CrossesDevices => "EXDEV",
+            K::ReadOnlyFilesystem => "EROFS",
+            K::StorageFull => "ENOSPC",
+            K::InvalidFilename => "ENAMETOOLONG",
+            _ => return None,
+        })
+    }
+}
+
+/// The name of a Linux errno value, for the ones file operations give.
+#[cfg(target_os = "linux")]
+fn errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        1 => "EPERM",
+        2 => "ENOENT",
+        5 => "EIO",
+        9 => "EBADF",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        18 => "EXDEV",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
+        22 => "EINVAL",
+        23 => "ENFILE",
+        24 => "EMFILE",
+        26 => "ETXTBSY",
+        27 => "EFBIG",
+        28 => "ENOSPC",
+        30 => "EROFS",
+        31 => "EMLINK",
+        36 => "ENAMETOOLONG",
+        39 => "ENOTEMPTY",
+        40 => "ELOOP",
+        _ => return None,
+    })
+}
+
+/// Elsewhere errno numbers differ; the `ErrorKind` fallback names them.
+#[cfg(not(target_os = "linux"))]
+fn errno_name(_errno: i32) -> Option<&'static str> {
+    None
 }

@@ -15,10 +15,11 @@ use luaco_core::{ApiResult, Engine, ErrorKind, ScriptError};
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-/// Tables nested deeper than this are refused when encoding (serde_json
-/// refuses more than 128 levels when decoding), so neither side can
-/// overflow the stack.
-const MAX_DEPTH: usize = 128;
+/// Tables nested deeper than this are refused when encoding, and serde_json
+/// refuses documents nested deeper when decoding (its recursion limit
+/// admits 127 levels): what encode writes, decode reads, and neither side
+/// can overflow the stack.
+const MAX_DEPTH: usize = 127;
 
 /// The `json.null` sentinel: a null light userdata.
 pub fn null() -> Value {
@@ -159,6 +160,14 @@ fn encode_table(
         keyed.push((key, v));
     }
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    // `{[1] = "a", ["1"] = "b"}`: two keys, one JSON name. Writing both would
+    // make a document whose meaning depends on the reader.
+    if let Some(pair) = keyed.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(type_err(format!(
+            "two keys of one table both encode as the name \"{}\"",
+            pair[0].0
+        )));
+    }
     out.push(b'{');
     for (i, (k, v)) in keyed.iter().enumerate() {
         if i > 0 {

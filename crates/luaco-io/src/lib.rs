@@ -20,6 +20,7 @@
 //! install(sched.engine(), &lua, IoConfig {
 //!     http: None,                                   // no network
 //!     fs: Some(Rc::new(MemFs::new())),              // files in memory
+//!     ..IoConfig::default()
 //! })?;
 //! lua.globals().set("luaco", sched.engine().api())?;
 //! let main = lua.load(r#"
@@ -55,7 +56,7 @@ use luaco_core::{Engine, Module, ModuleContext};
 use mlua::Lua;
 
 pub use error::{Error, Result};
-pub use fs::{FileSystem, MemFs, RealFs};
+pub use fs::{FileSystem, FileType, FsLimits, MemFs, RealFs, Stat};
 pub use h1::{H1Client, SchemeRouter};
 pub use http::{HttpClient, HttpRequest, HttpResponse, LocalBoxFuture};
 pub use mock::MockHttp;
@@ -69,6 +70,8 @@ pub struct IoConfig {
     pub http: Option<Rc<dyn HttpClient>>,
     /// Where `fs.*` go.
     pub fs: Option<Rc<dyn FileSystem>>,
+    /// Size caps of file operations.
+    pub fs_limits: FsLimits,
 }
 
 /// The I/O module: `http`, `http_get`, `fs`, `json` and `json_parse`.
@@ -86,7 +89,13 @@ impl Module for IoModule {
     fn install(&self, ctx: &ModuleContext<'_>) -> mlua::Result<()> {
         let (engine, lua, api) = (ctx.engine, ctx.lua, &ctx.api);
         http::install(engine, lua, api, self.config.http.clone())?;
-        fs::install(engine, lua, api, self.config.fs.clone())?;
+        fs::install(
+            engine,
+            lua,
+            api,
+            self.config.fs.clone(),
+            self.config.fs_limits,
+        )?;
         json::install(engine, lua, api)?;
         Ok(())
     }

@@ -101,3 +101,48 @@ proptest! {
         prop_assert_eq!(&again, &text);
     }
 }
+
+#[test]
+fn keys_that_collide_as_strings_are_refused() {
+    let env = common::env(None, None);
+    env.run_ok(
+        "collide",
+        r#"
+        local ok, e = pcall(json.encode, { [1] = "a", ["1"] = "b" })
+        assert(not ok and e.kind == "type" and e.message:find('"1"', 1, true), tostring(e))
+        local ok2, e2 = pcall(json.encode, { nested = { [2] = "x", ["2"] = "y", z = 1 } })
+        assert(not ok2 and e2.kind == "type")
+        assert(json.encode({ [1] = "a", [3] = "c" }) == '{"1":"a","3":"c"}')
+        return "ok"
+    "#,
+    );
+}
+
+#[test]
+fn encode_and_decode_share_one_depth_limit() {
+    let env = common::env(None, None);
+    env.run_ok(
+        "depth",
+        r#"
+        local function nest(d) local t = {} ; local cur = t
+          for _ = 2, d do local n = {} ; cur[1] = n ; cur = n end
+          return t
+        end
+        -- the deepest document encode accepts, decode accepts too
+        local deepest
+        for d = 100, 200 do
+          local ok, text = pcall(json.encode, nest(d))
+          if not ok then break end
+          deepest = text
+          local ok2, e2 = pcall(json.decode, text)
+          assert(ok2, "encode made depth " .. d .. " but decode refused it: " .. tostring(e2))
+        end
+        assert(deepest, "some depth encodes")
+        -- one level more is refused by both
+        local extra = "[" .. deepest .. "]"
+        local okd = pcall(json.decode, extra)
+        assert(not okd, "decode refuses one level past the limit")
+        return "ok"
+    "#,
+    );
+}

@@ -13,7 +13,7 @@ use luaco_core::{
     Engine, ErrorKind, Lifecycle, Observer, Options, Outcome, Promise, PromiseStatus,
     ScriptContext, ScriptError, ScriptValue, StateBuilder, TaskInfo,
 };
-use luaco_io::{FileSystem, HttpClient, IoConfig, RealFs};
+use luaco_io::{FileSystem, FsLimits, HttpClient, IoConfig, RealFs};
 use luaco_sched::{PumpStats, RunEnd, Scheduler, SchedulerOptions};
 use mlua::{Lua, MultiValue, Value};
 
@@ -48,6 +48,9 @@ pub struct Config {
     /// The file system; `None` means the real one, unconfined
     /// ([`luaco_io::RealFs::confined`] keeps scripts inside a directory).
     pub file_system: Option<Rc<dyn FileSystem>>,
+    /// The largest file `fs.read` reads, in bytes (default 256 MiB); a larger
+    /// one rejects with kind `"limit"` naming the cap.
+    pub max_file_read: usize,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             http_client: None,
             allow_fs: true,
             file_system: None,
+            max_file_read: FsLimits::default().max_read,
         }
     }
 }
@@ -201,6 +205,9 @@ impl Runtime {
                     .clone()
                     .unwrap_or_else(|| Rc::new(RealFs::new()) as Rc<dyn FileSystem>)
             }),
+            fs_limits: FsLimits {
+                max_read: config.max_file_read,
+            },
         };
         luaco_io::install(sched.engine(), &lua, io)?;
         let api = sched.engine().api();

@@ -29,7 +29,16 @@ pub struct Env {
 pub fn env(http: Option<Rc<dyn HttpClient>>, fs: Option<Rc<dyn FileSystem>>) -> Env {
     let lua = luaco_core::StateBuilder::new().build().expect("lua");
     let sched = Scheduler::new(&lua, Default::default()).expect("scheduler");
-    install(sched.engine(), &lua, IoConfig { http, fs }).expect("install io");
+    install(
+        sched.engine(),
+        &lua,
+        IoConfig {
+            http,
+            fs,
+            ..IoConfig::default()
+        },
+    )
+    .expect("install io");
     let api = sched.engine().api();
     for pair in api.pairs::<mlua::Value, mlua::Value>() {
         let (k, v) = pair.expect("api entry");
