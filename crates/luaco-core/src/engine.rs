@@ -189,6 +189,8 @@ impl Engine {
         internals.raw_set("debug", debug_table(lua)?)?;
         let array_mt = lua.create_table()?;
         array_mt.raw_set("__name", crate::value::ARRAY_NAME)?;
+        // Shared by every array: scripts may not reach or change it.
+        array_mt.raw_set("__metatable", "array")?;
         internals.raw_set("ARRAY_MT", array_mt.clone())?;
         let options = lua.create_table()?;
         options.raw_set("pool_size", engine.0.options.pool_size)?;

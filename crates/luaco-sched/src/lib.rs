@@ -275,13 +275,14 @@ impl Scheduler {
             .report_error(&luaco_core::ScriptError::from(error));
     }
 
-    /// One call of the Lua turn: with `fire`, the clock is read (once for
-    /// the turn) and due timers fire before the batch runs.
+    /// One call of the Lua turn: the clock is read (the base of deadlines
+    /// made in this chunk) and, with `fire`, due timers fire before the
+    /// batch runs.
     fn turn(&self, fire: bool, max: usize) -> Option<timers::TurnOut> {
-        let now = fire.then(|| micros(self.timers.clock.now()));
+        let now = micros(self.timers.clock.now());
         let fns = self.timers.fns.borrow();
         let fns = fns.as_ref()?;
-        match fns.turn(now, max) {
+        match fns.turn(now, fire, max) {
             Ok(out) => {
                 self.next_key.set(out.next);
                 self.turn_open.set(out.left > 0);

@@ -32,16 +32,17 @@ pub(crate) struct TurnOut {
 
 /// The Lua functions the scheduler calls.
 pub(crate) struct TimerFns {
-    /// `turn(now_us | nil, max)`: fire due timers, then run the batch.
+    /// `turn(now_us, fire_due, max)`: fire due timers (at the start of a
+    /// turn), then run the batch.
     pub(crate) turn: Function,
     /// `status()` → next deadline (or -1), pending timer count.
     pub(crate) status: Function,
 }
 
 impl TimerFns {
-    pub(crate) fn turn(&self, now_us: Option<i64>, max: usize) -> mlua::Result<TurnOut> {
+    pub(crate) fn turn(&self, now_us: i64, fire_due: bool, max: usize) -> mlua::Result<TurnOut> {
         let (left, ready, resumed, fired, next, _live): (i64, i64, i64, u64, i64, i64) =
-            self.turn.call((now_us, max))?;
+            self.turn.call((now_us, fire_due, max))?;
         Ok(TurnOut {
             left: left.max(0) as usize,
             ready: ready.max(0) as usize,

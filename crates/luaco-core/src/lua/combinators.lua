@@ -40,8 +40,9 @@ local function gather(list, fname, each, finish)
   local d = new_promise()
   local entries = array(n)
   local left = n
+  -- Every input is consumed, even after the result settled: a combinator
+  -- holding a promise counts as handling it.
   for i = 1, n do
-    if d[ST] ~= PENDING then break end
     local item = rawget(list, i)
     if is_promise(item) then
       add_waiter(item, function(p)
@@ -52,7 +53,7 @@ local function gather(list, fname, each, finish)
         left = left - 1
         if left == 0 then finish(d, entries) end
       end)
-    else
+    elseif d[ST] == PENDING then
       local entry, st, v = each(RESOLVED, item)
       if st then settle(d, st, v) else entries[i] = entry; left = left - 1 end
     end
@@ -95,11 +96,28 @@ local function race(list)
   local n = list_length(list, "race")
   if n == 0 then raise("type", "race() requires a non-empty list", 2) end
   local d = new_promise()
-  local function first(p) follow(d, p) end
+  local inputs = {}
+  local first
+  -- Once the race is decided its waiter leaves the other inputs, so racing
+  -- a long-lived promise in a loop does not grow its waiter list.
+  function first(p)
+    if d[ST] ~= PENDING then return end
+    follow(d, p)
+    for i = 1, #inputs do
+      if inputs[i] ~= p then core.remove_waiter(inputs[i], first) end
+    end
+  end
   for i = 1, n do
-    if d[ST] ~= PENDING then break end
     local item = rawget(list, i)
-    if is_promise(item) then add_waiter(item, first) else settle(d, RESOLVED, item) end
+    if is_promise(item) then
+      inputs[#inputs + 1] = item
+      add_waiter(item, first)
+    elseif d[ST] == PENDING then
+      settle(d, RESOLVED, item)
+    end
+  end
+  if d[ST] ~= PENDING then
+    for i = 1, #inputs do core.remove_waiter(inputs[i], first) end
   end
   return d
 end

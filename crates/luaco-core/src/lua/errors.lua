@@ -7,7 +7,7 @@ local core, prim = ...
 local type, setmetatable, tostring, rawget, error = type, setmetatable, tostring, rawget, error
 local getinfo, traceback = core.debug.getinfo, core.debug.traceback
 
-local ERROR_MT = { __name = "error" }
+local ERROR_MT = { __name = "error", __metatable = "error" }
 ERROR_MT.__tostring = function(e) return tostring(rawget(e, "message")) end
 core.ERROR_MT = ERROR_MT
 

@@ -32,7 +32,9 @@ function core.map(list, fn, limit)
     local ok, err = pcall(await, all(workers))
     if not ok then
       for k = 1, #workers do workers[k]:cancel() end
-      error(err, 0)
+      -- Returning a rejected promise (not raising) keeps the reason itself:
+      -- a string is not wrapped a second time.
+      return core.promise.reject(err)
     end
     return results
   end)

@@ -84,13 +84,19 @@ local function run_effects()
   end
 end
 
+-- An effect that raises (a Rust callback, a memory error) is reported to
+-- the host and the rest of the queue still runs: nothing waits for an
+-- unrelated settlement to be drained.
 local function drain()
   if draining then return end
   draining = true
-  local ok, err = pcall(run_effects)
+  while true do
+    local ok, err = pcall(run_effects)
+    if ok then break end
+    prim.unhandled(err)
+  end
   draining = false
-  if eq_head > eq_tail then eq_head, eq_tail = 1, 0 end
-  if not ok then error(err, 0) end
+  eq_head, eq_tail = 1, 0
 end
 
 local function dispatch(p, st)
@@ -168,7 +174,7 @@ core.cancel = cancel
 -- counts as consumed.
 local function add_waiter(p, w)
   local cur = p[W]
-  if p[ST] ~= PENDING then
+  if p[ST] ~= PENDING and (cur == false or cur == true) then
     p[W] = true
     queue(w, p)
     if eq_head <= eq_tail then drain() end
@@ -182,6 +188,25 @@ local function add_waiter(p, w)
   end
 end
 core.add_waiter = add_waiter
+
+-- Takes `w` off the waiters of `p` (a race that is over, a task that was
+-- cancelled). `p` stays consumed.
+function core.remove_waiter(p, w)
+  local cur = p[W]
+  if cur == w then
+    p[W] = true
+  elseif type(cur) == "table" and cur.n then
+    local n = cur.n
+    for i = 1, n do
+      if cur[i] == w then
+        table.move(cur, i + 1, n, i)
+        cur[n] = nil
+        cur.n = n - 1
+        return
+      end
+    end
+  end
+end
 
 -- Marks `p` consumed without waiting on it (the host holds it, say).
 function core.consume(p)
@@ -238,7 +263,7 @@ function adopt_thenable(p, obj, th)
   local done = false
   local function res(v) if not done then done = true; resolve(p, v) end end
   local function rej(e) if not done then done = true; settle(p, REJECTED, e) end end
-  local runner = core.spawn_detached(function() th(obj, res, rej) end)
+  local runner = core.spawn_detached(core.current_ctx(), function() th(obj, res, rej) end)
   core.consume(runner)
   add_waiter(runner, function(r) if r[ST] == REJECTED then rej(r[V]) end end)
 end

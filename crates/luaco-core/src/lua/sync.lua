@@ -13,7 +13,9 @@ local function check_count(what, n, min)
   end
 end
 
--- A FIFO queue whose removed items leave a `false` hole.
+-- A FIFO queue whose removed items leave a HOLE (not `false`: a channel
+-- carries `false` values).
+local HOLE = {}
 local function queue() return { first = 1, last = 0 } end
 local function push(q, item) q.last = q.last + 1; q[q.last] = item end
 local function pop(q)
@@ -21,24 +23,26 @@ local function pop(q)
     local item = q[q.first]
     q[q.first] = nil
     q.first = q.first + 1
-    if item then return item end
+    if item ~= HOLE then return item end
   end
+  if q.first > q.last then q.first, q.last = 1, 0 end
 end
 local function push_front(q, item) q.first = q.first - 1; q[q.first] = item end
 local function remove(q, item)
   for i = q.first, q.last do
-    if q[i] == item then q[i] = false; return end
+    if q[i] == item then q[i] = HOLE; return end
   end
 end
 
+local real_metatable = core.debug.getmetatable
 local function method_check(self, mt, name)
-  if type(self) ~= "table" or getmetatable(self) ~= mt then
+  if real_metatable(self) ~= mt then
     core.raise("type", mt.__name .. ":" .. name .. "() must be called on a " .. mt.__name
       .. " (use ':' to call a method)", 3)
   end
 end
 
-local Semaphore = { __name = "semaphore" }
+local Semaphore = { __name = "semaphore", __metatable = "semaphore" }
 Semaphore.__index = Semaphore
 
 function Semaphore:acquire()
@@ -86,7 +90,7 @@ function Semaphore:available()
   return self.permits
 end
 
-local Channel = { __name = "channel" }
+local Channel = { __name = "channel", __metatable = "channel" }
 Channel.__index = Channel
 
 local function closed_error()

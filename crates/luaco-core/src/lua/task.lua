@@ -92,17 +92,17 @@ local pool, pool_n = {}, 0
 local exposed = {}
 core.exposed = exposed
 
+-- Runs one task's function; a tail call, so no local of it outlives it.
+local function run_task(t)
+  local f, args = t[FN], t[ARGS]
+  t[FN], t[ARGS] = nil, nil
+  if args then return xpcall(f, on_error, unpack(args, 1, args.n)) end
+  return xpcall(f, on_error)
+end
+
 local function worker_body(t)
   while true do
-    local f, args = t[FN], t[ARGS]
-    t[FN], t[ARGS] = nil, nil
-    local ok, v
-    if args then
-      ok, v = xpcall(f, on_error, unpack(args, 1, args.n))
-    else
-      ok, v = xpcall(f, on_error)
-    end
-    t = co_yield(FINISHED, ok, v)
+    t = co_yield(FINISHED, run_task(t))
   end
 end
 
@@ -185,21 +185,28 @@ local function spawn(f, ...)
 end
 core.spawn = spawn
 
+-- The script context of the running task (the default one outside tasks).
+-- Whoever registers work for later (a handler, a timer) takes it then, so
+-- the work runs in the script that asked for it, not in whichever task
+-- happens to run when it starts.
+local function current_ctx()
+  return cur_task and cur_task[CTX] or default_ctx
+end
+core.current_ctx = current_ctx
+
 -- A task with no parent whose promise is `p` (a handler settling a
--- derived promise, a timer callback). It inherits the running task's
--- script context.
-local function spawn_into(p, f, ...)
+-- derived promise, a timer callback), in script context `ctx`.
+local function spawn_into(p, ctx, f, ...)
   local n = select("#", ...)
-  local ctx = cur_task and cur_task[CTX] or default_ctx
-  local t = new_task(f, p, ctx, n > 0 and pack(...) or nil)
+  local t = new_task(f, p, ctx or default_ctx, n > 0 and pack(...) or nil)
   if observed then report(EV_CREATED, t) end
   return t
 end
 core.spawn_into = spawn_into
 
-function core.spawn_detached(f, ...)
+function core.spawn_detached(ctx, f, ...)
   local p = new_promise()
-  spawn_into(p, f, ...)
+  spawn_into(p, ctx, f, ...)
   return p
 end
 
@@ -272,6 +279,7 @@ local function finish(t, ok, v)
     end
     settle(p, REJECTED, v)
   end
+  t[PROMISE] = false
 end
 
 -- Closes a suspended coroutine, running its pending `__close` handlers.
@@ -291,6 +299,7 @@ local function undeliver(t)
   local w = t[WAITING]
   if not w then return end
   t[WAITING] = nil
+  if w[ST] == PENDING then core.remove_waiter(w, t) end
   local hook = rawget(w, X)
   if hook and w[ST] == RESOLVED then
     w[X] = nil
@@ -304,6 +313,8 @@ local function cancel_task(t)
   local kids = t[KIDS]
   t[KIDS] = nil
   if t == cur_task then
+    -- It stops at its next yield; what it spawns until then is cancelled
+    -- when it does (see cancel_leftovers).
     t[STATE] = CANCEL_PENDING
   else
     set_done(t)
@@ -327,6 +338,18 @@ local function cancel_task(t)
   end
 end
 core.set_cancel_task(cancel_task)
+
+-- Children a task made after it was cancelled from inside itself.
+local function cancel_leftovers(t)
+  local kids = t[KIDS]
+  if not kids then return end
+  t[KIDS] = nil
+  for i = 1, kids.n do
+    local k = kids[i]
+    if k[ST] == PENDING then defer(cancel, k) end
+  end
+  drain()
+end
 
 ---------------------------------------------------------------- running
 local yield_reason = prim.yield_reason
@@ -368,7 +391,12 @@ local function step(t)
     -- handler, say): it cannot be reused.
     exposed[co] = nil
     t[CO] = false
-    if t[STATE] ~= CANCEL_PENDING then finish(t, false, a) else set_done(t) end
+    if t[STATE] ~= CANCEL_PENDING then
+      finish(t, false, a)
+    else
+      set_done(t)
+      cancel_leftovers(t)
+    end
     return
   end
   if a == FINISHED then
@@ -376,12 +404,16 @@ local function step(t)
       pool_n = pool_n + 1
       pool[pool_n] = co
     else
+      -- Not kept: close it, so a script that held on to it cannot resume
+      -- a worker outside the scheduler.
       exposed[co] = nil
+      co_close(co)
     end
     t[CO] = false
     if t[STATE] == CANCEL_PENDING then
       set_done(t)
       if observed then report(EV_CANCELLED, t) end
+      cancel_leftovers(t)
     else
       finish(t, b, c)
     end
@@ -392,6 +424,7 @@ local function step(t)
     t[CO] = false
     if observed then report(EV_CANCELLED, t) end
     close(co)
+    cancel_leftovers(t)
     return
   end
   if observed then

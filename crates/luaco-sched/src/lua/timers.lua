@@ -1,11 +1,11 @@
 -- Timers: sleep, set_timeout, set_interval and now.
 --
 -- Time here is whole microseconds on the loop's clock. A deadline is the
--- loop's time (read once per turn, and whenever a script calls now()) plus
--- the delay rounded up to a whole microsecond: the key of its bucket. A
--- binary heap orders the keys; each bucket holds its entries in creation
--- order. Timers made in the same turn with the same delay share a bucket,
--- so most timers cost one table slot. A bucket fires when the loop's time
+-- time of the call (rounded up to 0.1 ms; a 0 ms sleep counts from the
+-- turn) plus the delay rounded up to a whole microsecond: the key of its
+-- bucket. A binary heap orders the keys; each bucket holds its entries in
+-- creation order. Timers made within 0.1 ms of each other with the same
+-- delay share a bucket, so most timers cost one table slot. A bucket fires when the loop's time
 -- reaches its key, so no timer fires early, and buckets fire in key order:
 -- deadline order, ties in creation order.
 --
@@ -13,8 +13,8 @@
 -- fire what is due, then run the ready batch (luaco-core's `run`).
 local core, prim = ...
 
-local type, rawget, setmetatable, getmetatable, ceil =
-  type, rawget, setmetatable, getmetatable, math.ceil
+local type, setmetatable, ceil =
+  type, setmetatable, math.ceil
 local ST, V, PENDING, RESOLVED = core.ST, core.V, core.PENDING, core.RESOLVED
 local new_promise, settle, check_ms = core.new_promise, core.settle, core.check_ms
 local clock_us = prim.now_us
@@ -89,8 +89,19 @@ end
 -- Adds `entry` (a promise, or a timer handle) to the bucket of its
 -- deadline; returns the bucket, which is also its source: cancelling the
 -- promise calls `stop_entry`.
+-- Deadlines count from the clock at the call, rounded up to QUANTUM µs so
+-- that timers made close together share a bucket; a delay of 0 counts from
+-- the turn, so it fires on the next one.
+local QUANTUM = 100
+
 local function add_entry(ms, entry)
-  local k = turn_us + ceil(ms * 1000)
+  local base = turn_us
+  if ms > 0 then
+    local now = clock_us()
+    base = now + (-now % QUANTUM)
+    if base < turn_us then base = turn_us end
+  end
+  local k = base + ceil(ms * 1000)
   local b = buckets[k]
   if not b then
     b = { live = 0, n = 0, key = k, stop = stop_entry }
@@ -113,12 +124,13 @@ end
 core.timer = timer
 
 local ARMED, DONE = 1, 2
-local Handle = { __name = "timer" }
+local Handle = { __name = "timer", __metatable = "timer" }
+local real_metatable = core.debug.getmetatable
 Handle.__index = Handle
 
 -- handle:cancel(): true if it stopped a pending timer.
 function Handle:cancel()
-  if type(self) ~= "table" or getmetatable(self) ~= Handle then
+  if real_metatable(self) ~= Handle then
     core.raise("type", "timer:cancel() must be called on a timer (use ':' to call a method)", 2)
   end
   if self.state ~= ARMED then return false end
@@ -130,7 +142,8 @@ end
 local function start(fname, fn, ms, interval)
   if type(fn) ~= "function" then core.bad_argument(1, fname, "function", fn, 3) end
   check_ms(ms, fname, 2, 3)
-  local h = setmetatable({ fn = fn, ms = ms, interval = interval, state = ARMED }, Handle)
+  local h = setmetatable({ fn = fn, ms = ms, interval = interval, state = ARMED,
+    ctx = core.current_ctx() }, Handle)
   h.b = add_entry(ms, h)
   return h
 end
@@ -160,7 +173,7 @@ local function fire(now_us)
       buckets[k] = nil
       for j = 1, b.n do
         local e = b[j]
-        if getmetatable(e) ~= Handle then
+        if real_metatable(e) ~= Handle then
           if e[ST] == PENDING then
             live = live - 1
             fired = fired + 1
@@ -170,7 +183,7 @@ local function fire(now_us)
         elseif e.state == ARMED then
           live = live - 1
           fired = fired + 1
-          core.spawn_detached(e.fn)
+          core.spawn_detached(e.ctx, e.fn)
           if e.interval then e.b = add_entry(e.ms, e) else e.state = DONE end
         end
       end
@@ -197,13 +210,15 @@ api.set_timeout = function(fn, ms) return start("set_timeout", fn, ms, false) en
 api.set_interval = function(fn, ms) return start("set_interval", fn, ms, true) end
 api.now = now
 
--- One turn: with `now_us`, due timers fire first (a turn cut short by the
--- pump's budget continues without it); then up to `max` tasks of the
--- batch run. Returns what core's `run` does, then the timers fired, the
+-- One chunk of a turn: `now_us` moves the base of new deadlines forward
+-- (so a sleep made late in a long turn is not shortened by it); with
+-- `fire_due`, at the start of a turn, due timers fire first; then up to
+-- `max` tasks of the batch run. Returns what core's `run` does, then the timers fired, the
 -- next deadline (or -1) and the pending timer count.
-local function turn(now_us, max)
+local function turn(now_us, fire_due, max)
   local fired = 0
-  if now_us then fired = fire(now_us) end
+  if now_us > turn_us then turn_us = now_us end
+  if fire_due then fired = fire(now_us) end
   local left, ready, resumed = run(max)
   return left, ready, resumed, fired, next_key() or -1, live
 end
