@@ -1,8 +1,8 @@
 -- N timers with delays spread over one second: how late each fires after
 -- its deadline (the time it was set plus its delay).
-package.path = arg[0]:match("^(.*/)") .. "?.lua;" .. package.path
+package.path = arg[0]:match("^(.*/)") .. "../workloads/?.lua;" .. package.path
 local cqueues = require("cqueues")
-local common = require("cq_common")
+local common = require("common")
 local n = tonumber(arg[1]) or 100000
 local cq = cqueues.new()
 local late = {}

@@ -1,7 +1,7 @@
 -- N coroutines suspended in cqueues.sleep at once: resident memory per task.
-package.path = arg[0]:match("^(.*/)") .. "?.lua;" .. package.path
+package.path = arg[0]:match("^(.*/)") .. "../workloads/?.lua;" .. package.path
 local cqueues = require("cqueues")
-local common = require("cq_common")
+local common = require("common")
 local n = tonumber(arg[1]) or 1000000
 local cq = cqueues.new()
 collectgarbage()

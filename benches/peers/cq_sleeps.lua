@@ -1,7 +1,7 @@
 -- N coroutines each sleeping 10 ms on one cqueues controller, run to completion.
-package.path = arg[0]:match("^(.*/)") .. "?.lua;" .. package.path
+package.path = arg[0]:match("^(.*/)") .. "../workloads/?.lua;" .. package.path
 local cqueues = require("cqueues")
-local common = require("cq_common")
+local common = require("common")
 local n = tonumber(arg[1]) or 100000
 local cq = cqueues.new()
 local done = 0

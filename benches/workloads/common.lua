@@ -1,22 +1,22 @@
--- Shared by the workload scripts: peak RSS from /proc and the report line
--- that `cargo xtask bench` reads.
+-- Shared by the workload scripts (luaco's and the cqueues peers', both
+-- plain Lua 5.4): memory from /proc and the report line that
+-- `cargo xtask bench` reads.
 local M = {}
 
-function M.rss_kb()
+-- A field of /proc/self/status, in KB.
+local function status_kb(field)
   local f = io.open("/proc/self/status", "r")
   if not f then return 0 end
   local text = f:read("a")
   f:close()
-  return tonumber(text:match("VmHWM:%s*(%d+)")) or 0
+  return tonumber(text:match(field .. ":%s*(%d+)")) or 0
 end
 
-function M.current_rss_kb()
-  local f = io.open("/proc/self/status", "r")
-  if not f then return 0 end
-  local text = f:read("a")
-  f:close()
-  return tonumber(text:match("VmRSS:%s*(%d+)")) or 0
-end
+-- Peak resident memory.
+function M.rss_kb() return status_kb("VmHWM") end
+
+-- Resident memory now.
+function M.current_rss_kb() return status_kb("VmRSS") end
 
 -- One line: `result key=value ...`, keys sorted.
 function M.report(fields)

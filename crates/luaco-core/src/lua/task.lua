@@ -307,6 +307,16 @@ local function undeliver(t)
   end
 end
 
+-- Cancels the pending ones among `kids` through the effect queue, so a
+-- deep line of descendants cannot overflow the stack.
+local function cancel_kids(kids)
+  for i = 1, kids.n do
+    local k = kids[i]
+    if k[ST] == PENDING then defer(cancel, k) end
+  end
+  drain()
+end
+
 local function cancel_task(t)
   local state = t[STATE]
   if state == DONE or state == CANCEL_PENDING then return end
@@ -327,15 +337,7 @@ local function cancel_task(t)
       undeliver(t)
     end
   end
-  if kids then
-    -- Through the effect queue, so a deep line of descendants cannot
-    -- overflow the stack.
-    for i = 1, kids.n do
-      local k = kids[i]
-      if k[ST] == PENDING then defer(cancel, k) end
-    end
-    drain()
-  end
+  if kids then cancel_kids(kids) end
 end
 core.set_cancel_task(cancel_task)
 
@@ -344,11 +346,7 @@ local function cancel_leftovers(t)
   local kids = t[KIDS]
   if not kids then return end
   t[KIDS] = nil
-  for i = 1, kids.n do
-    local k = kids[i]
-    if k[ST] == PENDING then defer(cancel, k) end
-  end
-  drain()
+  cancel_kids(kids)
 end
 
 ---------------------------------------------------------------- running
