@@ -61,6 +61,19 @@ local function task_traceback(level)
 end
 core.task_traceback = task_traceback
 
+-- The same for a task whose coroutine died with an error: its stack is
+-- still there to read. The worker loop at the bottom is dropped.
+local function dead_traceback(co, task)
+  local tb = traceback(co, "", 0):gsub("^\n", "")
+  while true do
+    local cut = tb:match("^(.*)\n\t[^\n]*luaco/task%.lua:[^\n]*$")
+      or tb:match("^(.*)\n\t%(%.%.%.tail calls%.%.%.%)$")
+    if not cut then break end
+    tb = cut
+  end
+  return tb .. core.spawn_chain(task)
+end
+
 -- The message handler of every task and promise executor. Strings become
 -- error objects; a string that `await` re-raises (its rejection reason)
 -- passes through unchanged, so awaiting keeps the reason's identity. The
@@ -77,6 +90,25 @@ function core.on_error(e)
       if caller and caller.func == await_fn then return e end
     end
     return new_error("runtime", e, task_traceback(2))
+  elseif t == "userdata" then
+    return prim.convert_error(e)
+  end
+  return e
+end
+
+-- What a task whose coroutine died with `e` rejects with: the same rules
+-- as `on_error`, read from the dead coroutine's stack (tasks run without a
+-- protected call of their own, which keeps their coroutines' stacks small).
+function core.failure_reason(co, e, task)
+  local t = type(e)
+  if t == "string" then
+    local raiser = getinfo(co, 0, "f")
+    if raiser and raiser.func == error then
+      local caller = getinfo(co, 1, "f")
+      if caller and caller.func == await_fn then return e end
+    end
+    if e == "not enough memory" then return e end
+    return new_error("runtime", e, dead_traceback(co, task))
   elseif t == "userdata" then
     return prim.convert_error(e)
   end

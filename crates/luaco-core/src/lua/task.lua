@@ -92,17 +92,21 @@ local pool, pool_n = {}, 0
 local exposed = {}
 core.exposed = exposed
 
--- Runs one task's function; a tail call, so no local of it outlives it.
+-- Runs one task's function as a tail call, so no local of it outlives it.
+-- There is no protected call here: an error kills the worker, and the
+-- scheduler reads the reason and traceback from the dead coroutine (see
+-- core.failure_reason). Without a C frame in the middle, a worker's stack
+-- stays within Lua's initial allocation for typical tasks.
 local function run_task(t)
   local f, args = t[FN], t[ARGS]
   t[FN], t[ARGS] = nil, nil
-  if args then return xpcall(f, on_error, unpack(args, 1, args.n)) end
-  return xpcall(f, on_error)
+  if args then return f(unpack(args, 1, args.n)) end
+  return f()
 end
 
 local function worker_body(t)
   while true do
-    t = co_yield(FINISHED, run_task(t))
+    t = co_yield(FINISHED, (run_task(t)))
   end
 end
 
@@ -237,9 +241,11 @@ local function short_source(src)
   return '[string "' .. (src:match("^[^\n]*"):sub(1, 40)) .. '"]'
 end
 
--- The spawn sites of the running task and its ancestors, as traceback lines.
-function core.spawn_chain()
-  local out, t = "", cur_task
+-- The spawn sites of task `t` (the running one by default) and its
+-- ancestors, as traceback lines.
+function core.spawn_chain(t)
+  local out = ""
+  t = t or cur_task
   while t do
     if t[SITE] then
       out = out .. "\n\t[spawned at] " .. short_source(t[SITE])
@@ -385,12 +391,19 @@ local function step(t)
   running_task.co = false
   if started then t[TIME] = (t[TIME] or 0) + (clock() - started) end
   if not ok then
-    -- The coroutine died outside the task's xpcall (a memory error in the
-    -- handler, say): it cannot be reused.
+    -- The task raised: its coroutine is dead, with the stack of the error
+    -- still in place to read. Then its pending `<close>` values run.
     exposed[co] = nil
     t[CO] = false
+    local reason = core.failure_reason(co, a, t)
+    -- close gives the original error back; a different one is an error
+    -- raised by a `__close` handler, which replaces it (as in a pcall).
+    local closed, close_err = co_close(co)
+    if not closed and not rawequal(close_err, a) then
+      reason = core.failure_reason(co, close_err, t)
+    end
     if t[STATE] ~= CANCEL_PENDING then
-      finish(t, false, a)
+      finish(t, false, reason)
     else
       set_done(t)
       cancel_leftovers(t)
@@ -413,7 +426,7 @@ local function step(t)
       if observed then report(EV_CANCELLED, t) end
       cancel_leftovers(t)
     else
-      finish(t, b, c)
+      finish(t, true, b)
     end
     return
   end
