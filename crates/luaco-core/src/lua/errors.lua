@@ -50,31 +50,33 @@ function core.cancelled_error()
   return new_error("cancelled", CANCELLED_MESSAGE)
 end
 
--- The traceback of a task, without the frames every task has at its
--- bottom (the worker loop and its xpcall), plus the chain of places where
--- the task and its ancestors were spawned.
-local function task_traceback(level)
-  local tb = traceback("", level + 1)
-  tb = tb:match("^(.*)\n\t%[C%]: in function 'xpcall'") or tb
+-- A traceback without the frames every task has at its bottom (the worker
+-- loop, reached through a tail call): they say nothing about the script.
+local function without_worker(tb)
   tb = tb:gsub("^\n", "")
-  return tb .. core.spawn_chain()
+  while true do
+    local cut = tb:match("^(.*)\n\t[^\n]*luaco/task%.lua:[^\n]*$")
+      or tb:match("^(.*)\n\t%(%.%.%.tail calls%.%.%.%)$")
+    if not cut then return tb end
+    tb = cut
+  end
+end
+
+-- The traceback of the running task from `level` up, plus the chain of
+-- places where it and its ancestors were spawned.
+local function task_traceback(level)
+  return without_worker(traceback("", level + 1)) .. core.spawn_chain()
 end
 core.task_traceback = task_traceback
 
 -- The same for a task whose coroutine died with an error: its stack is
--- still there to read. The worker loop at the bottom is dropped.
+-- still there to read.
 local function dead_traceback(co, task)
-  local tb = traceback(co, "", 0):gsub("^\n", "")
-  while true do
-    local cut = tb:match("^(.*)\n\t[^\n]*luaco/task%.lua:[^\n]*$")
-      or tb:match("^(.*)\n\t%(%.%.%.tail calls%.%.%.%)$")
-    if not cut then break end
-    tb = cut
-  end
-  return tb .. core.spawn_chain(task)
+  return without_worker(traceback(co, "", 0)) .. core.spawn_chain(task)
 end
 
--- The message handler of every task and promise executor. Strings become
+-- The message handler of promise executors (tasks use failure_reason,
+-- below, which applies the same rules). Strings become
 -- error objects; a string that `await` re-raises (its rejection reason)
 -- passes through unchanged, so awaiting keeps the reason's identity. The
 -- check looks at the raising frame itself, so it cannot be confused by an

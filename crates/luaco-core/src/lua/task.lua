@@ -8,8 +8,8 @@
 -- no reference per task or per promise.
 local core, prim = ...
 
-local type, select, xpcall, error, rawget, collectgarbage, setmetatable =
-  type, select, xpcall, error, rawget, collectgarbage, setmetatable
+local type, select, error, rawget, collectgarbage, setmetatable =
+  type, select, error, rawget, collectgarbage, setmetatable
 local unpack, pack = table.unpack, table.pack
 local co_create, co_resume, co_yield, co_close, co_running =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.close, coroutine.running
@@ -19,7 +19,6 @@ local new_promise, settle, resolve, cancel = core.new_promise, core.settle, core
 local add_waiter, dispatch, defer, drain = core.add_waiter, core.dispatch, core.defer, core.drain
 local ST, V, W, X = core.ST, core.V, core.W, core.X
 local PENDING, RESOLVED, REJECTED = core.PENDING, core.RESOLVED, core.REJECTED
-local on_error = core.on_error
 
 -- Task record fields.
 local FN, PROMISE, CO, CTX, ARGS, ID, WAITING, KIDS, STATE, UP, SITE, LINE, YIELDS, TIME =
