@@ -94,6 +94,9 @@ end
 -- the turn, so it fires on the next one.
 local QUANTUM = 100
 
+-- Fired buckets are kept for reuse (a loop of sleep(0) makes one a turn).
+local spare, spare_n, MAX_SPARE = {}, 0, 64
+
 local function add_entry(ms, entry)
   local base = turn_us
   if ms > 0 then
@@ -104,7 +107,14 @@ local function add_entry(ms, entry)
   local k = base + ceil(ms * 1000)
   local b = buckets[k]
   if not b then
-    b = { live = 0, n = 0, key = k, stop = stop_entry }
+    if spare_n > 0 then
+      b = spare[spare_n]
+      spare[spare_n] = nil
+      spare_n = spare_n - 1
+      b.key = k
+    else
+      b = { live = 0, n = 0, key = k, stop = stop_entry }
+    end
     buckets[k] = b
     heap_push(k)
   end
@@ -186,6 +196,12 @@ local function fire(now_us)
           core.spawn_detached(e.ctx, e.fn)
           if e.interval then e.b = add_entry(e.ms, e) else e.state = DONE end
         end
+      end
+      if spare_n < MAX_SPARE then
+        for j = 1, b.n do b[j] = nil end
+        b.n, b.live = 0, 0
+        spare_n = spare_n + 1
+        spare[spare_n] = b
       end
     end
   end
