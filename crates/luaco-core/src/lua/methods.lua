@@ -31,7 +31,7 @@ function methods.next(p, on_ok, on_err)
     local h
     if st == RESOLVED then h = on_ok else h = on_err end
     if h then
-      if d[ST] == PENDING then spawn_into(d, ctx, h, src[V]) end
+      if d[ST] == PENDING then core.spawn_handler(d, ctx, h, src[V]) end
     else
       settle(d, st, src[V])
     end

@@ -21,8 +21,11 @@ local ST, V, W, X = core.ST, core.V, core.W, core.X
 local PENDING, RESOLVED, REJECTED = core.PENDING, core.RESOLVED, core.REJECTED
 
 -- Task record fields.
-local FN, PROMISE, CO, CTX, ARGS, ID, WAITING, KIDS, STATE, UP, SITE, LINE, YIELDS, TIME =
-  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14
+local FN, PROMISE, CO, CTX, ARGS, ID, WAITING, KIDS, STATE, UP, SITE, LINE, ARG1, YIELDS, TIME =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+-- ARGS is ONE when the only argument sits in ARG1 (a handler's value),
+-- which saves packing it into a table.
+local ONE = {}
 -- STATE values; nil while not started.
 local RUNNING, DONE = 1, 2
 -- CANCEL_PENDING: cancelled while it ran; closed once it stops.
@@ -99,6 +102,11 @@ core.exposed = exposed
 local function run_task(t)
   local f, args = t[FN], t[ARGS]
   t[FN], t[ARGS] = nil, nil
+  if args == ONE then
+    local v = t[ARG1]
+    t[ARG1] = nil
+    return f(v)
+  end
   if args then return f(unpack(args, 1, args.n)) end
   return f()
 end
@@ -149,7 +157,7 @@ local function new_task(f, p, ctx, args)
   serial = serial + 1
   live = live + 1
   -- Every field up to LINE from the start, so the record never resizes.
-  local t = { f, p, false, ctx, args or false, serial, false, false, false, false, false, 0 }
+  local t = { f, p, false, ctx, args or false, serial, false, false, false, false, false, 0, nil }
   p[V] = t
   make_ready(t)
   return t
@@ -166,7 +174,7 @@ local function spawn(f, ...)
   serial = serial + 1
   live = live + 1
   local t = { f, p, false, parent and parent[CTX] or default_ctx, n > 0 and pack(...) or false,
-    serial, false, false, false, false, false, 0 }
+    serial, false, false, false, false, false, 0, nil }
   p[V] = t
   rq_tail = rq_tail + 1
   rq[rq_tail] = t
@@ -206,6 +214,14 @@ local function spawn_into(p, ctx, f, ...)
   return t
 end
 core.spawn_into = spawn_into
+
+-- spawn_into for a handler of one value.
+function core.spawn_handler(p, ctx, f, v)
+  local t = new_task(f, p, ctx or default_ctx, ONE)
+  t[ARG1] = v
+  if observed then report(EV_CREATED, t) end
+  return t
+end
 
 function core.spawn_detached(ctx, f, ...)
   local p = new_promise()
@@ -335,7 +351,7 @@ local function cancel_task(t)
     set_done(t)
     if observed then report(EV_CANCELLED, t) end
     local co = t[CO]
-    t[FN], t[ARGS] = nil, nil
+    t[FN], t[ARGS], t[ARG1] = nil, nil, nil
     if co then
       t[CO] = false
       close(co)
