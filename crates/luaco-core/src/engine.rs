@@ -3,25 +3,23 @@
 //! handle, observers, modules and the stop reason of hook layers.
 //!
 //! The concepts live in the Lua sources under `lua/`, one file each:
-//! `errors.lua` (error objects, the task message handler), `promise.lua`
+//! `errors.lua` (error objects, failure reasons, tracebacks), `promise.lua`
 //! (state, settlement, the effect queue, waiters, thenables), `task.lua`
 //! (spawning, the ready queue, worker coroutines, resuming, cancelling,
 //! spawn sites, unhandled rejections), `await.lua`, `methods.lua` (the
 //! promise methods and `promise.*`), `combinators.lua`, `map.lua`,
-//! `sync.lua`, `bridge.lua` (the Lua half of [`Engine::spawn_future`]) and
-//! `api.lua` (the table scripts see). Rust keeps a fixed number of
-//! references into that state, whatever the number of tasks and promises.
+//! `sync.lua`, `bridge.lua` (the Lua half of [`Engine::spawn_future`],
+//! whose Rust half is the `bridge` module) and `api.lua` (the table scripts
+//! see). Rust keeps a fixed number of references into that state, whatever
+//! the number of tasks and promises.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use futures_lite::FutureExt;
 use mlua::{AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, Value, WeakLua};
 
 use crate::context::{ContextData, ScriptContext};
@@ -31,7 +29,8 @@ use crate::module::{Module, ModuleContext};
 use crate::observer::{Lifecycle, Observer, Observers, TaskInfo};
 use crate::promise::{Outcome, Promise, PromiseStatus};
 use crate::stop::Stop;
-use crate::value::ScriptValue;
+
+mod bridge;
 
 /// The Lua half, in load order: each chunk adds its part to the internals.
 const CHUNKS: [(&str, &str); 10] = [
@@ -580,77 +579,6 @@ impl Engine {
     }
 
     // ------------------------------------------------------------------
-    // The bridge for Rust futures
-
-    /// Runs `future` on the loop and returns its promise, to hand to the
-    /// script. Its output, turned into a Lua value by `convert` once ready,
-    /// resolves the promise; an `Err` rejects it with that error object; a
-    /// panic rejects it with kind `"runtime"`. The promise is an operation
-    /// of the running task: cancelling either drops the future at once.
-    pub fn spawn_future<F, T, C>(&self, future: F, convert: C) -> mlua::Result<Value>
-    where
-        F: Future<Output = std::result::Result<T, ScriptError>> + 'static,
-        T: 'static,
-        C: FnOnce(&Lua, T) -> mlua::Result<Value> + 'static,
-    {
-        let id = self.next_id();
-        let promise: Table = self.half().op_begin.call(id)?;
-        let weak: Weak<Inner> = Rc::downgrade(&self.0);
-        let wrapped = async move {
-            let result = AssertUnwindSafe(future).catch_unwind().await;
-            if let Some(inner) = weak.upgrade() {
-                Engine(inner).finish_op(id, result, convert);
-            }
-        };
-        let key = self.0.driver.spawn(Box::pin(wrapped));
-        self.0.futures.borrow_mut().insert(id, key);
-        Ok(Value::Table(promise))
-    }
-
-    /// [`spawn_future`](Engine::spawn_future) for futures that produce plain data.
-    pub fn spawn_data<F>(&self, future: F) -> mlua::Result<Value>
-    where
-        F: Future<Output = std::result::Result<ScriptValue, ScriptError>> + 'static,
-    {
-        self.spawn_future(future, |lua, v| v.to_lua_value(lua))
-    }
-
-    fn finish_op<T, C>(
-        &self,
-        id: i64,
-        result: std::thread::Result<std::result::Result<T, ScriptError>>,
-        convert: C,
-    ) where
-        C: FnOnce(&Lua, T) -> mlua::Result<Value>,
-    {
-        self.0.futures.borrow_mut().remove(&id);
-        let Some(lua) = self.lua() else { return };
-        let settled = match result {
-            Ok(Ok(output)) => match convert(&lua, output) {
-                Ok(v) => Ok(v),
-                Err(e) => Err(ScriptError::from(e)),
-            },
-            Ok(Err(e)) => Err(e),
-            Err(panic) => Err(ScriptError::new(
-                ErrorKind::Runtime,
-                format!("a Rust future panicked: {}", panic_message(&panic)),
-            )),
-        };
-        let (ok, value) = match settled {
-            Ok(v) => (true, v),
-            Err(e) => (
-                false,
-                self.error_object(&e)
-                    .unwrap_or_else(|_| self.memory_error()),
-            ),
-        };
-        if let Err(e) = self.half().op_end.call::<()>((id, ok, value)) {
-            self.report_unhandled(&ScriptError::from(e));
-        }
-        self.0.driver.wake();
-    }
-
-    // ------------------------------------------------------------------
     // The primitives the Lua half calls
 
     fn primitives(&self, lua: &Lua) -> mlua::Result<Table> {
@@ -809,17 +737,6 @@ impl Engine {
                 o.lifecycle(event, &info);
             }
         }
-    }
-}
-
-/// What a panic carried, as text.
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a non-string panic payload)".to_owned()
     }
 }
 
