@@ -931,12 +931,14 @@ mod tests {
             &engine,
             r#"
             local t = luaco.async(function()
-              local guard <close> = setmetatable({}, { __close = function() error("must not run") end })
+              local guard <close> = setmetatable({}, { __close = function() closed_anyway = true end })
               stop_me()
               coroutine.yield()
               error("resumed after the limit")
             end)
             local ok, err = pcall(luaco.await, t)
+            coroutine.yield() -- a turn later, still not closed
+            assert(not closed_anyway, "an abandoned task's <close> ran")
             return err.kind .. ": " .. err.message
         "#,
         );
