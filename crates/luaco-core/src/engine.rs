@@ -313,6 +313,9 @@ impl Engine {
     }
 
     fn refresh_observed(&self) {
+        if self.lua().is_none() {
+            return;
+        }
         let _ = self
             .half()
             .set_observed
@@ -341,6 +344,7 @@ impl Engine {
     /// When the ready queue is empty afterwards, unhandled rejections are
     /// reported.
     pub fn run_ready(&self, max: usize) -> Result<Batch> {
+        self.live_lua()?;
         let (left, ready, resumed): (i64, i64, i64) = self.half().run.call(max)?;
         Ok(Batch {
             left_in_turn: left.max(0) as usize,
@@ -350,6 +354,9 @@ impl Engine {
     }
 
     fn counts(&self) -> (usize, usize, usize, usize) {
+        if self.lua().is_none() {
+            return (0, 0, 0, 0);
+        }
         self.half()
             .counts
             .call::<(usize, usize, usize, usize)>(())
@@ -415,6 +422,7 @@ impl Engine {
 
     /// The script context of the task running now, if any.
     pub fn current_context(&self) -> Option<Rc<ScriptContext>> {
+        self.lua()?;
         let internals = &self.half().internals;
         let current: Function = internals.raw_get("current").ok()?;
         let task: Value = current.call(()).ok()?;
@@ -467,6 +475,7 @@ impl Engine {
     /// A new pending promise; settle it with [`resolve`](Engine::resolve),
     /// [`reject`](Engine::reject) or [`cancel`](Engine::cancel).
     pub fn new_promise(&self) -> Result<Promise> {
+        self.live_lua()?;
         let t: Table = self.half().new_promise.call(())?;
         Ok(self.pin(t)?)
     }

@@ -235,6 +235,9 @@ impl Scheduler {
     }
 
     fn timer_status(&self) -> (Option<i64>, usize) {
+        if self.engine.lua().is_none() {
+            return (None, 0);
+        }
         self.timers
             .fns
             .borrow()
@@ -279,6 +282,8 @@ impl Scheduler {
     /// made in this chunk) and, with `fire`, due timers fire before the
     /// batch runs.
     fn turn(&self, fire: bool, max: usize) -> Option<timers::TurnOut> {
+        // The Lua state belongs to the host: once it is gone, nothing runs.
+        self.engine.lua()?;
         let now = micros(self.timers.clock.now());
         let fns = self.timers.fns.borrow();
         let fns = fns.as_ref()?;

@@ -176,3 +176,16 @@ fn pump_respects_its_budget() -> mlua::Result<()> {
     assert!(stats.elapsed < Duration::from_secs(2));
     Ok(())
 }
+
+#[test]
+fn a_scheduler_outliving_its_lua_state_does_nothing_instead_of_panicking() {
+    let clock = Rc::new(ManualClock::new());
+    let (lua, sched) = scheduler(&clock);
+    spawn(&lua, &sched, "luaco.await(luaco.sleep(5))", "gone");
+    drop(lua);
+    let stats = sched.pump(Duration::from_millis(5));
+    assert_eq!(stats.tasks_resumed, 0);
+    assert!(sched.is_idle());
+    assert!(sched.engine().new_promise().is_err());
+    assert_eq!(sched.engine().task_count(), 0);
+}

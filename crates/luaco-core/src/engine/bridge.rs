@@ -27,6 +27,7 @@ impl Engine {
         T: 'static,
         C: FnOnce(&Lua, T) -> mlua::Result<Value> + 'static,
     {
+        self.live_lua()?;
         let id = self.next_id();
         let promise: Table = self.half().op_begin.call(id)?;
         let weak: Weak<Inner> = Rc::downgrade(&self.0);
