@@ -85,14 +85,59 @@ fn test() -> Result<()> {
 
     let mut tests = cargo();
     tests.args(["test", "--workspace"]);
-    run("cargo test (unit, integration, doctests)", tests)?;
+    let counts = run_counting("cargo test (unit, integration, doctests)", tests);
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps"])
         .env("RUSTDOCFLAGS", "-D warnings");
-    run("cargo doc -D warnings", doc)?;
+    let rest = counts.as_ref().map_err(|_| ()).and_then(|_| {
+        run("cargo doc -D warnings", doc)
+            .and_then(|()| examples())
+            .map_err(|e| eprintln!("xtask: {e:#}"))
+    });
+    let (passed, failed) = counts.as_ref().copied().unwrap_or((0, 0));
+    // One summary line, whatever happened above.
+    println!("{passed} passed, {failed} failed");
+    match (counts, rest) {
+        (Err(e), _) => Err(e),
+        (Ok((_, failed)), _) if failed > 0 => bail!("{failed} tests failed"),
+        (Ok(_), Err(())) => bail!("a step after the tests failed"),
+        (Ok(_), Ok(())) => Ok(()),
+    }
+}
 
-    examples()
+/// Runs `cmd` (a `cargo test`), passing its output through, and adds up
+/// the `test result:` lines: (passed, failed).
+fn run_counting(step: &str, mut cmd: Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("xtask: {step}");
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("starting {step}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.context("reading test output")?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                let number_before = |word: &str| -> u64 {
+                    rest.split(';')
+                        .find_map(|part| part.trim().strip_suffix(word))
+                        .and_then(|n| n.trim().rsplit(' ').next().map(str::to_owned))
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0)
+                };
+                passed += number_before("passed");
+                failed += number_before("failed");
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("waiting for {step}"))?;
+    if !status.success() && failed == 0 {
+        bail!("{step} failed ({status})");
+    }
+    Ok((passed, failed))
 }
 
 /// Runs every Lua example through the built CLI (each must exit 0), with a
