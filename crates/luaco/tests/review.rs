@@ -207,3 +207,29 @@ fn handlers_and_timers_run_in_the_script_that_registered_them() {
     );
     rt.block_on(&beta).unwrap();
 }
+
+#[test]
+fn a_failing_task_cancelled_by_its_own_close_handler_is_counted_once() {
+    let (rt, _log) = common::runtime();
+    let p = rt
+        .create_async(
+            r#"
+            local p
+            p = async(function()
+              local g <close> = setmetatable({}, { __close = function() p:cancel() end })
+              await(sleep(0))
+              error("fails, then cancels itself while closing")
+            end)
+            await(sleep(5))
+            assert(p:status() == "cancelled", p:status())
+            keep = async(function() await(sleep(1e6)) end)
+            await(sleep(1))
+            return true
+        "#,
+            ScriptContext::new("close-cancel"),
+        )
+        .unwrap();
+    assert_eq!(rt.block_on(&p).unwrap(), ScriptValue::Boolean(true));
+    // Only `keep` is alive: a task counted done twice would make this 0.
+    assert_eq!(rt.engine().task_count(), 1);
+}

@@ -293,8 +293,8 @@ local function finish(t, ok, v)
     end
   else
     if v == MEMORY then
-      -- Lua skips the message handler for memory errors: the reason is
-      -- the bare string. Free what the task left before building more.
+      -- A memory error arrives as Lua's preallocated bare string. Free
+      -- what the task left before anything else is built.
       collectgarbage()
       v = core.memory_error()
     end
@@ -417,6 +417,8 @@ local function step(t)
     if not closed and not rawequal(close_err, a) then
       reason = core.failure_reason(co, close_err, t)
     end
+    -- A `__close` handler may have cancelled the task meanwhile.
+    if t[STATE] == DONE then return end
     if t[STATE] ~= CANCEL_PENDING then
       finish(t, false, reason)
     else
