@@ -12,25 +12,35 @@
 //! whose Rust half is the `bridge` module) and `api.lua` (the table scripts
 //! see). Rust keeps a fixed number of references into that state, whatever
 //! the number of tasks and promises.
+//!
+//! Beside this file: `engine/prims.rs` (the Rust functions the Lua half
+//! calls), `engine/helpers.rs` (argument errors for Rust API functions) and
+//! `engine/tests.rs`.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 use std::task::Waker;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mlua::{AnyUserData, Function, IntoLuaMulti, Lua, MultiValue, Table, Value, WeakLua};
 
 use crate::context::{ContextData, ScriptContext};
 use crate::driver::{Driver, FutureKey};
-use crate::error::{ErrorKind, Result, ScriptError};
+use crate::error::{Result, ScriptError};
 use crate::module::{Module, ModuleContext};
-use crate::observer::{Lifecycle, Observer, Observers, TaskInfo};
+use crate::observer::{Observer, Observers};
 use crate::promise::{Outcome, Promise, PromiseStatus};
 use crate::stop::Stop;
 
 mod bridge;
+mod helpers;
+mod prims;
+#[cfg(test)]
+mod tests;
+
+pub use helpers::{duration_from_ms, located, type_error};
 
 /// The Lua half, in load order: each chunk adds its part to the internals.
 const CHUNKS: [(&str, &str); 10] = [
@@ -585,375 +595,5 @@ impl Engine {
             }
         })?;
         self.half().checked.call(raw)
-    }
-
-    // ------------------------------------------------------------------
-    // The primitives the Lua half calls
-
-    fn primitives(&self, lua: &Lua) -> mlua::Result<Table> {
-        let prims = lua.create_table()?;
-        let weak = Rc::downgrade(&self.0);
-        let with = move |f: &dyn Fn(Engine)| {
-            if let Some(inner) = weak.upgrade() {
-                f(Engine(inner));
-            }
-        };
-        let w = with.clone();
-        prims.raw_set(
-            "notify",
-            lua.create_function(move |lua, (id, st, v): (i64, i64, Value)| {
-                w(&|engine| engine.notify(lua, id, st, v.clone()));
-                Ok(())
-            })?,
-        )?;
-        let w = with.clone();
-        prims.raw_set(
-            "cancel_future",
-            lua.create_function(move |_, id: i64| {
-                w(&|engine| {
-                    let key = engine.0.futures.borrow_mut().remove(&id);
-                    if let Some(key) = key {
-                        engine.0.driver.cancel_future(key);
-                    }
-                });
-                Ok(())
-            })?,
-        )?;
-        let w = with.clone();
-        prims.raw_set(
-            "lifecycle",
-            lua.create_function(
-                move |_, (ev, id, ctx, st, yields, time): (i64, i64, Value, i64, i64, f64)| {
-                    w(&|engine| engine.lifecycle(ev, id, &ctx, st, yields, time));
-                    Ok(())
-                },
-            )?,
-        )?;
-        prims.raw_set("spawn_site", crate::raw::spawn_site_function(lua)?)?;
-        let origin = self.0.origin;
-        prims.raw_set(
-            "clock",
-            lua.create_function(move |_, ()| Ok(origin.elapsed().as_secs_f64()))?,
-        )?;
-        let w = with.clone();
-        prims.raw_set(
-            "yield_reason",
-            lua.create_function(move |_, ()| {
-                let code = Cell::new(Stop::Yield.code());
-                w(&|engine| code.set(engine.0.stop.replace(Stop::Yield).code()));
-                Ok(code.get())
-            })?,
-        )?;
-        let w = with.clone();
-        prims.raw_set(
-            "limit_error",
-            lua.create_function(move |_, ()| {
-                let out = RefCell::new(Value::Nil);
-                w(&|engine| {
-                    let err = engine.0.limit_error.borrow().clone().unwrap_or_else(|| {
-                        ScriptError::new(ErrorKind::Limit, "a run-level limit was hit")
-                    });
-                    if let Ok(v) = engine.error_object(&err) {
-                        *out.borrow_mut() = v;
-                    }
-                });
-                Ok(out.into_inner())
-            })?,
-        )?;
-        let w = with.clone();
-        prims.raw_set(
-            "close_error",
-            lua.create_function(move |_, e: Value| {
-                w(&|engine| {
-                    let mut err = engine.script_error(&e);
-                    err.message = format!("error while closing a cancelled task: {}", err.message);
-                    engine.report_unhandled(&err);
-                });
-                Ok(())
-            })?,
-        )?;
-        let w = with.clone();
-        prims.raw_set(
-            "unhandled",
-            lua.create_function(move |_, reason: Value| {
-                w(&|engine| {
-                    let err = engine.script_error(&reason);
-                    engine.report_unhandled(&err);
-                });
-                Ok(())
-            })?,
-        )?;
-        let w = with;
-        prims.raw_set(
-            "convert_error",
-            lua.create_function(move |lua, v: Value| {
-                let Value::Error(e) = &v else { return Ok(v) };
-                let err = ScriptError::from(&**e);
-                let out = RefCell::new(Value::Nil);
-                w(&|engine| {
-                    if let Ok(obj) = engine.error_object(&err) {
-                        *out.borrow_mut() = obj;
-                    }
-                });
-                match out.into_inner() {
-                    Value::Nil => Ok(Value::String(lua.create_string(&err.message)?)),
-                    obj => Ok(obj),
-                }
-            })?,
-        )?;
-        Ok(prims)
-    }
-
-    /// The error object made up front for a full heap.
-    fn memory_error(&self) -> Value {
-        let f: mlua::Result<Function> = self.half().internals.raw_get("memory_error");
-        f.and_then(|f| f.call(())).unwrap_or(Value::Boolean(false))
-    }
-
-    fn notify(&self, lua: &Lua, id: i64, st: i64, v: Value) {
-        let waiter = self.0.waiters.borrow_mut().remove(&id);
-        match waiter {
-            Some(RustWaiter::Callback(cb)) => {
-                if let Some(outcome) = Outcome::from_parts(st, v) {
-                    cb(self, lua, &outcome);
-                }
-            }
-            Some(RustWaiter::Waker(w)) => w.wake(),
-            None => {}
-        }
-    }
-
-    fn lifecycle(&self, ev: i64, id: i64, ctx: &Value, st: i64, yields: i64, time: f64) {
-        let Some(event) = Lifecycle::from_code(ev) else {
-            return;
-        };
-        let name = match ctx {
-            Value::UserData(ud) => ud
-                .borrow::<ContextData>()
-                .map(|c| c.0.name().to_owned())
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
-        let info = TaskInfo {
-            thread_id: id.max(0) as u64,
-            script_name: &name,
-            status: PromiseStatus::from_code(st).unwrap_or(PromiseStatus::Pending),
-            execution_time: Duration::from_secs_f64(time.max(0.0)),
-            yield_count: yields.max(0) as u64,
-        };
-        for o in self.0.observers.snapshot() {
-            if o.wants_lifecycle() {
-                o.lifecycle(event, &info);
-            }
-        }
-    }
-}
-
-/// `file:line` of the function `level` frames up, if it is Lua code.
-pub(crate) fn caller_place(lua: &Lua, level: usize) -> Option<String> {
-    lua.inspect_stack(level, |d| {
-        let line = d.current_line()?;
-        let src = d.source();
-        Some(format!(
-            "{}:{}",
-            src.short_src.as_deref().unwrap_or("?"),
-            line
-        ))
-    })
-    .flatten()
-}
-
-/// Prefixes `message` with the `file:line:` of the frame `level` up.
-pub fn located(lua: &Lua, level: usize, message: &str) -> String {
-    match caller_place(lua, level) {
-        Some(place) => format!("{place}: {message}"),
-        None => message.to_owned(),
-    }
-}
-
-/// A type error for argument `n` of `func`, positioned at the script's call.
-pub fn type_error(
-    lua: &Lua,
-    func: &str,
-    n: usize,
-    expected: &str,
-    got: Option<&Value>,
-) -> ScriptError {
-    let got = got.map_or("no value", |v| v.type_name());
-    ScriptError::new(
-        ErrorKind::Type,
-        located(
-            lua,
-            CALLER,
-            &format!("bad argument #{n} to '{func}' ({expected} expected, got {got})"),
-        ),
-    )
-}
-
-/// Validates a millisecond count: a finite number ≥ 0 (fractions allowed),
-/// never a string. `func` names the function in the error message.
-pub fn duration_from_ms(
-    lua: &Lua,
-    func: &str,
-    n: usize,
-    value: Option<&Value>,
-) -> ApiResult<Duration> {
-    let ms = match value {
-        Some(Value::Integer(i)) => *i as f64,
-        Some(Value::Number(f)) => *f,
-        other => return Err(type_error(lua, func, n, "number", other)),
-    };
-    if !(0.0..=1e15).contains(&ms) {
-        return Err(ScriptError::new(
-            ErrorKind::Type,
-            located(
-                lua,
-                CALLER,
-                &format!("bad argument #{n} to '{func}' (finite number >= 0 expected, got {ms})"),
-            ),
-        ));
-    }
-    Ok(Duration::from_secs_f64(ms / 1000.0))
-}
-
-#[cfg(test)]
-mod tests {
-    //! The Lua half's state machine, effect queue and worker pool, driven
-    //! through the engine with no event loop.
-
-    use super::*;
-    use crate::driver::NoFutures;
-    use crate::state::StateBuilder;
-
-    fn engine(pool_size: usize) -> (Lua, Engine) {
-        let lua = StateBuilder::new().build().expect("lua");
-        let options = Options {
-            pool_size,
-            ..Options::default()
-        };
-        let engine = Engine::new(&lua, Rc::new(NoFutures), options).expect("engine");
-        lua.globals().set("luaco", engine.api()).expect("api");
-        (lua, engine)
-    }
-
-    fn run(lua: &Lua, engine: &Engine, source: &str) -> Outcome {
-        let f = lua.load(source).into_function().expect("compile");
-        let p = engine
-            .spawn(f, (), &ScriptContext::new("unit"))
-            .expect("spawn");
-        while engine.run_ready(1 << 20).expect("run").ready > 0 {}
-        p.outcome().expect("settled")
-    }
-
-    #[test]
-    fn a_promise_settles_once_and_cancel_only_while_pending() {
-        let (_lua, engine) = engine(4);
-        let p = engine.new_promise().expect("promise");
-        p.set_handled();
-        assert_eq!(p.status(), PromiseStatus::Pending);
-        engine.resolve(&p, Value::Integer(1)).expect("resolve");
-        engine.reject(&p, Value::Integer(2)).expect("reject");
-        assert!(!engine.cancel(&p));
-        assert!(matches!(
-            p.outcome(),
-            Some(Outcome::Resolved(Value::Integer(1)))
-        ));
-        let q = engine.new_promise().expect("promise");
-        assert!(engine.cancel(&q));
-        assert!(!engine.cancel(&q));
-        assert_eq!(q.status(), PromiseStatus::Cancelled);
-    }
-
-    #[test]
-    fn effects_drain_in_order_and_long_chains_do_not_recurse() {
-        let (lua, engine) = engine(4);
-        // 200,000 promises each adopting the next: settling the last walks
-        // the whole chain through the effect queue, not the C stack.
-        let out = run(
-            &lua,
-            &engine,
-            r#"
-            local resolvers = {}
-            local head = luaco.promise.new(function(r) resolvers[1] = r end)
-            local cur = head
-            for i = 2, 200000 do
-              local nxt = luaco.promise.new(function(r) resolvers[i] = r end)
-              resolvers[i - 1](nxt)
-              cur = nxt
-            end
-            local order = {}
-            local base = luaco.promise.new(function(r) resolvers.base = r end)
-            for i = 1, 5 do base:next(function() order[#order + 1] = i end) end
-            resolvers[200000]("end")
-            resolvers.base(true)
-            assert(luaco.await(head) == "end")
-            luaco.await(luaco.all({ base }))
-            coroutine.yield()
-            assert(table.concat(order, ",") == "1,2,3,4,5", table.concat(order, ","))
-            return "ok"
-        "#,
-        );
-        assert!(matches!(out, Outcome::Resolved(Value::String(s)) if s == "ok"));
-    }
-
-    #[test]
-    fn workers_are_reused_up_to_the_pool_size() {
-        let (lua, engine) = engine(8);
-        let out = run(
-            &lua,
-            &engine,
-            r#"
-            local seen = {}
-            local ps = {}
-            for i = 1, 100 do
-              ps[i] = luaco.async(function() seen[coroutine.running()] = true end)
-              if i % 4 == 0 then luaco.await(ps[i]) end
-            end
-            luaco.await(luaco.all(ps))
-            local distinct = 0
-            for _ in pairs(seen) do distinct = distinct + 1 end
-            return distinct
-        "#,
-        );
-        let Outcome::Resolved(Value::Integer(distinct)) = out else {
-            panic!("{out:?}")
-        };
-        assert!(distinct <= 8, "100 tasks ran on {distinct} coroutines");
-        assert!(engine.pooled_threads() <= 8);
-        assert_eq!(engine.task_count(), 0);
-    }
-
-    #[test]
-    fn a_stop_reason_of_limit_abandons_the_task() {
-        let (lua, engine) = engine(4);
-        engine.set_limit_error(ScriptError::new(ErrorKind::Limit, "instruction limit"));
-        let e = engine.clone();
-        let stop = lua
-            .create_function(move |_, ()| {
-                e.set_stop_reason(Stop::Limit);
-                Ok(())
-            })
-            .expect("fn");
-        lua.globals().set("stop_me", stop).expect("global");
-        let out = run(
-            &lua,
-            &engine,
-            r#"
-            local t = luaco.async(function()
-              local guard <close> = setmetatable({}, { __close = function() closed_anyway = true end })
-              stop_me()
-              coroutine.yield()
-              error("resumed after the limit")
-            end)
-            local ok, err = pcall(luaco.await, t)
-            coroutine.yield() -- a turn later, still not closed
-            assert(not closed_anyway, "an abandoned task's <close> ran")
-            return err.kind .. ": " .. err.message
-        "#,
-        );
-        assert!(
-            matches!(&out, Outcome::Resolved(Value::String(s)) if s == "limit: instruction limit"),
-            "{out:?}"
-        );
     }
 }

@@ -67,7 +67,6 @@ end
 local function task_traceback(level)
   return without_worker(traceback("", level + 1)) .. core.spawn_chain()
 end
-core.task_traceback = task_traceback
 
 -- The same for a task whose coroutine died with an error: its stack is
 -- still there to read.

@@ -39,13 +39,12 @@ core.AWAIT = AWAIT
 -- Why a task stopped, as Rust's `Stop` enum numbers them.
 local STOP_YIELD, STOP_PREEMPTED, STOP_LIMIT = 1, 2, 3
 
-local cur_task, cur_co = nil, nil
+local cur_task = nil
 -- The running task's coroutine, shared with await.lua (a table field is
 -- cheaper to read there than a function to call).
 local running_task = { co = false }
 core.running_task = running_task
 function core.current() return cur_task end
-function core.current_co() return cur_co end
 
 local serial = 0
 local live = 0 -- tasks spawned and not yet done
@@ -66,11 +65,8 @@ local lifecycle, clock = prim.lifecycle, prim.clock
 local EV_CREATED, EV_STARTED, EV_YIELDED, EV_RESUMED, EV_COMPLETED, EV_FAILED, EV_CANCELLED =
   1, 2, 3, 4, 5, 6, 7
 function core.set_observed(on) observed = on end
--- Tasks whose lifecycle is not reported (handlers of lifecycle events).
-local QUIET = -1
 
 local function report(ev, t, st)
-  if t[CTX] == QUIET then return end
   lifecycle(ev, t[ID], t[CTX], st or t[PROMISE][ST], t[YIELDS] or 0, t[TIME] or 0)
 end
 
@@ -83,7 +79,6 @@ local function make_ready(t)
   rq[rq_tail] = t
 end
 core.set_make_ready(make_ready)
-core.make_ready = make_ready
 
 function core.ready_count() return rq_tail - rq_head + 1 end
 
@@ -241,14 +236,6 @@ function core.spawn_host(f, ctx, name, ...)
   return p
 end
 
--- A task whose lifecycle is never reported (handlers of lifecycle events).
-function core.spawn_quiet(f, ...)
-  local p = new_promise()
-  local n = select("#", ...)
-  new_task(f, p, QUIET, n > 0 and pack(...) or nil)
-  return p
-end
-
 -- A chunk's source as tracebacks name it ("@file.lua" is "file.lua").
 local function short_source(src)
   local c = src:sub(1, 1)
@@ -271,7 +258,6 @@ function core.spawn_chain(t)
   return out
 end
 
-function core.task_id(t) return t and t[ID] end
 function core.task_ctx(t) return t and t[CTX] end
 
 ---------------------------------------------------------------- finishing
@@ -398,11 +384,11 @@ local function step(t)
     if observed then report(EV_RESUMED, t) end
   end
   local started = observed and clock()
-  cur_task, cur_co = t, co
+  cur_task = t
   running_task.co = co
   local ok, a, b, c
   if arg then ok, a, b, c = co_resume(co, arg) else ok, a, b, c = co_resume(co) end
-  cur_task, cur_co = nil, nil
+  cur_task = nil
   running_task.co = false
   if started then t[TIME] = (t[TIME] or 0) + (clock() - started) end
   if not ok then
@@ -484,7 +470,8 @@ end
 -- (every task ready now) when none is open. Returns how many of the batch
 -- are left and how many tasks are ready in all.
 function core.run(max)
-  cur_task, cur_co = nil, nil
+  cur_task = nil
+  running_task.co = false
   if rq_head > batch_end then
     -- A new turn. What became ready during the last one moves to the front,
     -- so the queue stays a dense array and never rehashes.
@@ -531,7 +518,7 @@ do
   local co_lib = coroutine
   local wrap_running = function()
     local co, main = co_running()
-    if co == cur_co then exposed[co] = true end
+    if co == running_task.co then exposed[co] = true end
     return co, main
   end
   co_lib.running = wrap_running
