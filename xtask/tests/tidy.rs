@@ -106,10 +106,37 @@ fn sched_depends_only_on_core() {
     assert_eq!(luaco, vec!["luaco-core"]);
 }
 
+/// hyper needs tokio's runtime-free types (`sync`, `io-util`); nothing may
+/// turn on a tokio runtime, reactor, timer or blocking pool (SPEC §1).
 #[test]
-fn no_tokio_anywhere() {
+fn no_tokio_runtime_anywhere() {
     let meta = metadata();
-    for package in ["luaco-core", "luaco-sched", "luaco", "luaco-cli"] {
+    let allowed = ["sync", "io-util", "bytes", "default"];
+    let nodes = meta["resolve"]["nodes"].as_array().expect("resolve nodes");
+    for node in nodes {
+        let id = node["id"].as_str().expect("id");
+        let is_tokio = meta["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .any(|p| p["id"] == id && p["name"] == "tokio");
+        if !is_tokio {
+            continue;
+        }
+        let features: Vec<&str> = node["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .filter_map(|f| f.as_str())
+            .collect();
+        let runtime: Vec<_> = features.iter().filter(|f| !allowed.contains(f)).collect();
+        assert!(
+            runtime.is_empty(),
+            "tokio is built with {runtime:?}: only {allowed:?} are allowed"
+        );
+    }
+    // And the core crates do not need tokio at all.
+    for package in ["luaco-core", "luaco-sched"] {
         let deps = normal_closure(&meta, package);
         assert!(!deps.contains("tokio"), "{package} pulls in tokio");
     }

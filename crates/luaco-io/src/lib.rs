@@ -2,8 +2,9 @@
 //! each behind a trait so a host can swap the backend.
 //!
 //! [`install`] adds `http`, `http_get`, `fs`, `json` and `json_parse` to an
-//! engine's API. HTTP goes through an [`HttpClient`] ([`SurfClient`] by
-//! default, [`MockHttp`] for tests), files through a [`FileSystem`]
+//! engine's API. HTTP goes through an [`HttpClient`] ([`HyperClient`] by
+//! default: hyper 1.x with rustls, pooled and bounded; [`MockHttp`] for
+//! tests), files through a [`FileSystem`]
 //! ([`RealFs`], optionally confined to a directory, or [`MemFs`]). A missing
 //! backend means the operation is not permitted: scripts get kind
 //! `"permission"`.
@@ -41,12 +42,9 @@
 
 mod error;
 mod fs;
-mod h1;
 mod http;
 pub mod json;
 mod mock;
-#[cfg(feature = "surf")]
-mod surf_client;
 #[cfg(feature = "test-server")]
 pub mod testing;
 
@@ -57,11 +55,12 @@ use mlua::Lua;
 
 pub use error::{Error, Result};
 pub use fs::{FileSystem, FileType, FsLimits, MemFs, RealFs, Stat};
-pub use h1::{H1Client, SchemeRouter};
-pub use http::{HttpClient, HttpRequest, HttpResponse, LocalBoxFuture};
-pub use mock::MockHttp;
 #[cfg(feature = "surf")]
-pub use surf_client::{default_client, SurfClient};
+pub use http::SurfClient;
+pub use http::{
+    ClientConfig, HttpClient, HttpRequest, HttpResponse, HyperClient, LocalBoxFuture, RequestLimits,
+};
+pub use mock::MockHttp;
 
 /// The backends scripts use. `None` means not permitted.
 #[derive(Clone, Debug, Default)]
@@ -72,6 +71,8 @@ pub struct IoConfig {
     pub fs: Option<Rc<dyn FileSystem>>,
     /// Size caps of file operations.
     pub fs_limits: FsLimits,
+    /// The default timeout and the request-body cap of every request.
+    pub http_limits: RequestLimits,
 }
 
 /// The I/O module: `http`, `http_get`, `fs`, `json` and `json_parse`.
@@ -88,7 +89,13 @@ impl Module for IoModule {
 
     fn install(&self, ctx: &ModuleContext<'_>) -> mlua::Result<()> {
         let (engine, lua, api) = (ctx.engine, ctx.lua, &ctx.api);
-        http::install(engine, lua, api, self.config.http.clone())?;
+        http::install(
+            engine,
+            lua,
+            api,
+            self.config.http.clone(),
+            self.config.http_limits,
+        )?;
         fs::install(
             engine,
             lua,

@@ -1,4 +1,4 @@
-//! HTTP through the real surf client against a real server on 127.0.0.1,
+//! HTTP through the real hyper client against a real server on 127.0.0.1,
 //! started by the test itself.
 
 mod common;
@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use luaco_io::testing::TestServer;
-use luaco_io::{default_client, H1Client, HttpClient, MockHttp, SurfClient};
+use luaco_io::{HttpClient, HyperClient, MockHttp};
 
 /// A loopback port that nothing listens on.
 fn refused_url() -> String {
@@ -19,8 +19,7 @@ fn refused_url() -> String {
 }
 
 /// Runs the shared script; `max_connections` bounds the connections 200
-/// concurrent requests may open (surf's curl pool does not keep to its
-/// per-host limit, so it gets no bound).
+/// concurrent requests may open.
 fn behaviour_suite(client: Rc<dyn HttpClient>, max_connections: Option<usize>) {
     let server = TestServer::start().expect("server");
     let env = common::env(Some(client), None);
@@ -57,25 +56,25 @@ fn behaviour_suite(client: Rc<dyn HttpClient>, max_connections: Option<usize>) {
 }
 
 #[test]
+fn hyper_backend_behaviour() {
+    // 32 per host, plus the few made before and after the burst.
+    behaviour_suite(Rc::new(HyperClient::new()), Some(36));
+}
+
+#[cfg(feature = "surf")]
+#[test]
 fn surf_backend_behaviour() {
-    behaviour_suite(Rc::new(SurfClient::new()), None);
-}
-
-#[test]
-fn h1_backend_behaviour() {
-    // 64 per host, plus the few made before and after the burst.
-    behaviour_suite(Rc::new(H1Client::new()), Some(72));
-}
-
-#[test]
-fn default_backend_behaviour() {
-    behaviour_suite(default_client(), Some(72));
+    // surf's curl pool does not keep to its per-host limit: no bound.
+    behaviour_suite(Rc::new(luaco_io::SurfClient::new()), None);
 }
 
 #[test]
 fn cancelling_a_task_closes_its_connection() {
     let server = TestServer::start().expect("server");
-    let env = common::env(Some(default_client()), None);
+    let env = common::env(
+        Some(Rc::new(HyperClient::new()) as Rc<dyn HttpClient>),
+        None,
+    );
     env.lua.globals().set("BASE", server.url()).unwrap();
     env.run_ok(
         "cancel",
@@ -103,7 +102,10 @@ fn cancelling_a_task_closes_its_connection() {
 #[test]
 fn timeout_closes_the_connection_too() {
     let server = TestServer::start().expect("server");
-    let env = common::env(Some(default_client()), None);
+    let env = common::env(
+        Some(Rc::new(HyperClient::new()) as Rc<dyn HttpClient>),
+        None,
+    );
     env.lua.globals().set("BASE", server.url()).unwrap();
     env.run_ok(
         "timeout",

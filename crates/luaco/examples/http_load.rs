@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use luaco::io::testing::TestServer;
-use luaco::io::{H1Client, HttpClient, HttpRequest};
+use luaco::io::{HttpClient, HttpRequest, HyperClient};
 use luaco::{Config, Runtime, ScriptContext};
 
 /// The process's peak resident set (VmHWM), in KiB.
@@ -35,24 +35,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
     match mode.as_str() {
         "rust" => {
-            let client: Rc<dyn HttpClient> = Rc::new(H1Client::new());
+            let client: Rc<dyn HttpClient> = Rc::new(HyperClient::new());
             let parsed: url::Url = url.parse()?;
             let ex = async_executor::LocalExecutor::new();
             let tasks: Vec<_> = (0..n)
                 .map(|_| {
                     let (c, u) = (client.clone(), parsed.clone());
-                    ex.spawn(async move {
-                        let req = HttpRequest {
-                            method: "GET".into(),
-                            url: u,
-                            headers: vec![],
-                            body: None,
-                        };
-                        c.send(req).await.map(|r| r.status)
-                    })
+                    ex.spawn(async move { c.send(HttpRequest::get(u)).await.map(|r| r.status) })
                 })
                 .collect();
-            futures_lite::future::block_on(ex.run(async {
+            async_io::block_on(ex.run(async {
                 for t in tasks {
                     assert_eq!(t.await.expect("response"), 200);
                 }

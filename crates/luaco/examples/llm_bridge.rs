@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use luaco::io::testing::TestServer;
-use luaco::io::{H1Client, HttpClient, HttpRequest};
+use luaco::io::{HttpClient, HttpRequest, HyperClient};
 use luaco::{Config, ErrorKind, Runtime, ScriptContext, ScriptError, ScriptValue};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Config::default()
     })?;
     // One HTTP client shared by every call the scripts make.
-    let client = Rc::new(H1Client::new());
+    let client = Rc::new(HyperClient::new());
     rt.register_async("complete", move |args| {
         let (client, endpoint) = (client.clone(), endpoint.clone());
         async move {

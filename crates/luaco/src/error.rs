@@ -24,6 +24,10 @@ pub enum Error {
     /// The runtime that owned the promise was dropped.
     #[error("the runtime that ran this script was dropped")]
     RuntimeDropped,
+    /// An I/O backend could not be set up (a root certificate in
+    /// `Config::http` that does not parse, say).
+    #[error("I/O setup: {0}")]
+    Io(#[from] luaco_io::Error),
     /// `Config::max_execution_time` passed.
     #[error("timeout: the run exceeded its wall-clock limit")]
     Timeout,

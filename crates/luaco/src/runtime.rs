@@ -13,7 +13,9 @@ use luaco_core::{
     Engine, ErrorKind, Lifecycle, Observer, Options, Outcome, Promise, PromiseStatus,
     ScriptContext, ScriptError, ScriptValue, StateBuilder, TaskInfo,
 };
-use luaco_io::{FileSystem, FsLimits, HttpClient, IoConfig, RealFs};
+use luaco_io::{
+    ClientConfig, FileSystem, FsLimits, HttpClient, HyperClient, IoConfig, RealFs, RequestLimits,
+};
 use luaco_sched::{PumpStats, RunEnd, Scheduler, SchedulerOptions};
 use mlua::{Lua, MultiValue, Value};
 
@@ -40,9 +42,16 @@ pub struct Config {
     pub spawn_sites: bool,
     /// Scripts may use `http.request` / `http_get`.
     pub allow_net: bool,
-    /// The HTTP backend; `None` means the default ([`luaco_io::SurfClient`]
-    /// with the `surf` feature, else no HTTP at all).
+    /// The HTTP backend; `None` means a [`HyperClient`] made from
+    /// [`Config::http`].
     pub http_client: Option<Rc<dyn HttpClient>>,
+    /// Settings of the default HTTP client: connection caps, idle timeout,
+    /// response head and body caps, extra TLS root certificates. Unused
+    /// when [`Config::http_client`] is set.
+    pub http: ClientConfig,
+    /// Every request's default timeout (a request's `timeout_ms` overrides
+    /// it) and the request-body cap, whatever the backend.
+    pub request_limits: RequestLimits,
     /// Scripts may use `fs.*`.
     pub allow_fs: bool,
     /// The file system; `None` means the real one, unconfined
@@ -63,21 +72,13 @@ impl Default for Config {
             spawn_sites: true,
             allow_net: true,
             http_client: None,
+            http: ClientConfig::default(),
+            request_limits: RequestLimits::default(),
             allow_fs: true,
             file_system: None,
             max_file_read: FsLimits::default().max_read,
         }
     }
-}
-
-#[cfg(feature = "surf")]
-fn default_http() -> Option<Rc<dyn HttpClient>> {
-    Some(luaco_io::default_client())
-}
-
-#[cfg(not(feature = "surf"))]
-fn default_http() -> Option<Rc<dyn HttpClient>> {
-    None
 }
 
 /// Reports to `tracing`: each task runs inside a `task` span carrying its
@@ -194,11 +195,16 @@ impl Runtime {
         sched
             .engine()
             .add_observer(Rc::new(TracingObserver::new()) as Rc<dyn Observer>);
+        let http = match (&config.http_client, config.allow_net) {
+            (_, false) => None,
+            (Some(client), true) => Some(client.clone()),
+            (None, true) => {
+                Some(Rc::new(HyperClient::with_config(config.http.clone())?) as Rc<dyn HttpClient>)
+            }
+        };
         let io = IoConfig {
-            http: config
-                .allow_net
-                .then(|| config.http_client.clone().or_else(default_http))
-                .flatten(),
+            http,
+            http_limits: config.request_limits,
             fs: config.allow_fs.then(|| {
                 config
                     .file_system

@@ -1,59 +1,42 @@
-//! HTTP: the [`HttpClient`] trait, its request and response types, and the
-//! Lua `http.request` / `http_get` functions.
+//! The Lua side of HTTP: `http.request{...}` and `http_get(url, opts)`.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use luaco_core::{duration_from_ms, type_error, ApiResult, Engine, ErrorKind, ScriptError};
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
+use super::{HttpClient, HttpRequest, HttpResponse, RequestLimits};
 use crate::error::Error;
 
-/// A boxed, single-threaded future, as backends return them.
-pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
+/// The fields a request table may have; anything else is a mistake worth
+/// raising (a misspelt `timeout_ms` would otherwise wait for ever).
+const FIELDS: [&str; 5] = ["method", "url", "headers", "body", "timeout_ms"];
 
-/// An HTTP request, already validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpRequest {
-    /// The method, upper-case (`GET`, `POST`, …).
-    pub method: String,
-    /// An absolute `http` or `https` URL.
-    pub url: url::Url,
-    /// Header names and values, in the order given.
-    pub headers: Vec<(String, String)>,
-    /// The body, if any.
-    pub body: Option<Vec<u8>>,
-}
-
-/// An HTTP response. Any status is a response, 4xx and 5xx included.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// Header names (lower-case) and values; repeated headers are joined with `", "`.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-/// Sends HTTP requests. The runtime holds one as a trait object; implement
-/// it to route scripts' requests anywhere (a proxy, a cache, a mock).
-///
-/// Dropping the returned future must abort the request: that is how
-/// cancellation and `timeout_ms` reach the backend.
-pub trait HttpClient {
-    /// Sends `request` and resolves to the response. Connection failures
-    /// are [`Error::Network`].
-    fn send(&self, request: HttpRequest) -> LocalBoxFuture<Result<HttpResponse, Error>>;
-}
-
-impl fmt::Debug for dyn HttpClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HttpClient")
+/// Raises kind "type" for a field outside [`FIELDS`] (or `url` in
+/// `http_get`'s options, where the URL is the first argument).
+fn check_fields(opts: &Table, op: &str, url_allowed: bool) -> ApiResult<()> {
+    let bad = |msg: String| ScriptError::new(ErrorKind::Type, format!("{op}: {msg}"));
+    for pair in opts.pairs::<Value, Value>() {
+        let (k, _) = pair.map_err(ScriptError::from)?;
+        let Value::String(name) = &k else {
+            return Err(bad(format!(
+                "request fields are named by strings, got a {} key",
+                k.type_name()
+            )));
+        };
+        let name = name.to_string_lossy();
+        if name == "url" && !url_allowed {
+            return Err(bad("the URL is the first argument, not an option".into()));
+        }
+        if !FIELDS.contains(&name.as_str()) {
+            return Err(bad(format!(
+                "unknown request field '{name}' (known: {})",
+                FIELDS.join(", ")
+            )));
+        }
     }
+    Ok(())
 }
 
 /// Checks that `url` is an absolute http(s) URL with a host.
@@ -68,15 +51,20 @@ fn parse_url(url: &str) -> ApiResult<url::Url> {
     Ok(parsed)
 }
 
-/// Reads the options table of `http.request`.
-fn parse_request(lua: &Lua, args: &MultiValue) -> ApiResult<(HttpRequest, Option<Duration>)> {
-    let Some(Value::Table(opts)) = args.front() else {
-        return Err(type_error(lua, "http.request", 1, "table", args.front()));
+/// Reads a request: `url` and the fields of `opts`. Errors here reject.
+fn parse_request(
+    lua: &Lua,
+    url: &Value,
+    opts: Option<&Table>,
+) -> ApiResult<(HttpRequest, Option<Duration>)> {
+    let field = |name: &str| -> ApiResult<Value> {
+        match opts {
+            Some(t) => t.get::<Value>(name).map_err(ScriptError::from),
+            None => Ok(Value::Nil),
+        }
     };
-    let field =
-        |name: &str| -> ApiResult<Value> { opts.get::<Value>(name).map_err(ScriptError::from) };
     let bad = |msg: String| ScriptError::new(ErrorKind::Type, format!("http.request: {msg}"));
-    let url = match field("url")? {
+    let url = match url {
         Value::String(s) => s.to_string_lossy().to_string(),
         other => {
             return Err(bad(format!(
@@ -172,34 +160,71 @@ fn response_table(lua: &Lua, response: HttpResponse) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// Sends the request on the loop; the promise settles with the response
-/// table. A timeout drops the backend's future, which aborts the request.
+/// `http.request{...}`: the argument's type and its field names are
+/// checked at once (raised); everything else rejects.
 fn request(
     engine: &Engine,
     lua: &Lua,
     client: Option<Rc<dyn HttpClient>>,
+    limits: RequestLimits,
     args: MultiValue,
 ) -> ApiResult<Value> {
-    if !matches!(args.front(), Some(Value::Table(_))) {
+    let Some(Value::Table(opts)) = args.front() else {
         return Err(type_error(lua, "http.request", 1, "table", args.front()));
-    }
-    send(engine, client, parse_request(lua, &args))
+    };
+    check_fields(opts, "http.request", true)?;
+    let url = opts.get::<Value>("url").map_err(ScriptError::from)?;
+    send(engine, client, limits, parse_request(lua, &url, Some(opts)))
 }
 
-/// Starts a parsed request. Past the argument's type every failure is a
-/// rejection: a malformed URL rejects with kind "type", a
-/// denied one with "permission".
+/// `http_get(url, opts)`: `http.request` with `url` set and `opts`' fields.
+fn get(
+    engine: &Engine,
+    lua: &Lua,
+    client: Option<Rc<dyn HttpClient>>,
+    limits: RequestLimits,
+    args: MultiValue,
+) -> ApiResult<Value> {
+    let url = match args.front() {
+        Some(v @ Value::String(_)) => v.clone(),
+        other => return Err(type_error(lua, "http_get", 1, "string", other)),
+    };
+    let opts = match args.get(1) {
+        None | Some(Value::Nil) => None,
+        Some(Value::Table(t)) => {
+            check_fields(t, "http_get", false)?;
+            Some(t)
+        }
+        other => return Err(type_error(lua, "http_get", 2, "table or nil", other)),
+    };
+    send(engine, client, limits, parse_request(lua, &url, opts))
+}
+
+/// Starts a parsed request. Past the argument checks every failure is a
+/// rejection: a malformed URL rejects with kind "type", a denied one with
+/// "permission", an oversized body with "limit".
 fn send(
     engine: &Engine,
     client: Option<Rc<dyn HttpClient>>,
+    limits: RequestLimits,
     parsed: ApiResult<(HttpRequest, Option<Duration>)>,
 ) -> ApiResult<Value> {
-    let prepared = parsed.and_then(|(req, timeout)| match client {
-        Some(client) => Ok((client, req, timeout)),
-        None => Err(
-            Error::Permission(format!("network access is not allowed ({})", req.url))
-                .into_script("http.request"),
-        ),
+    let prepared = parsed.and_then(|(req, timeout)| {
+        let size = req.body.as_ref().map_or(0, Vec::len);
+        if size > limits.max_request_body {
+            return Err(Error::Limit(format!(
+                "{}: the request body ({size} bytes) exceeds max_request_body ({} bytes)",
+                req.url, limits.max_request_body
+            ))
+            .into_script("http.request"));
+        }
+        match client {
+            Some(client) => Ok((client, req, timeout.or(limits.timeout))),
+            None => Err(
+                Error::Permission(format!("network access is not allowed ({})", req.url))
+                    .into_script("http.request"),
+            ),
+        }
     });
     let timeout = prepared.as_ref().ok().and_then(|(_, _, t)| *t);
     let future = async move {
@@ -236,31 +261,19 @@ pub(crate) fn install(
     lua: &Lua,
     api: &Table,
     client: Option<Rc<dyn HttpClient>>,
+    limits: RequestLimits,
 ) -> mlua::Result<()> {
     let http = lua.create_table()?;
     let (e, c) = (engine.clone(), client.clone());
-    let request_fn =
-        engine.api_function(lua, move |lua, args| request(&e, lua, c.clone(), args))?;
+    let request_fn = engine.api_function(lua, move |lua, args| {
+        request(&e, lua, c.clone(), limits, args)
+    })?;
     http.raw_set("request", request_fn)?;
     let (e, c) = (engine.clone(), client);
-    let get = engine.api_function(lua, move |lua, args| {
-        let url = match args.front() {
-            Some(Value::String(s)) => s.to_string_lossy().to_string(),
-            other => return Err(type_error(lua, "http_get", 1, "string", other)),
-        };
-        let parsed = parse_url(&url).map(|url| {
-            let req = HttpRequest {
-                method: "GET".into(),
-                url,
-                headers: Vec::new(),
-                body: None,
-            };
-            (req, None)
-        });
-        send(&e, c.clone(), parsed)
-    })?;
-    http.raw_set("get", get.clone())?;
+    let get_fn =
+        engine.api_function(lua, move |lua, args| get(&e, lua, c.clone(), limits, args))?;
+    http.raw_set("get", get_fn.clone())?;
     api.raw_set("http", http)?;
-    api.raw_set("http_get", get)?;
+    api.raw_set("http_get", get_fn)?;
     Ok(())
 }

@@ -1,14 +1,16 @@
-//! [`SurfClient`]: the default HTTP backend, surf 2.3 with its curl client.
+//! [`SurfClient`]: an opt-in HTTP backend (cargo feature `surf`), surf 2.3
+//! with its curl client.
 
 use std::cell::OnceCell;
-use std::rc::Rc;
 
+use super::{HttpClient, HttpRequest, HttpResponse, LocalBoxFuture};
 use crate::error::Error;
-use crate::http::{HttpClient, HttpRequest, HttpResponse, LocalBoxFuture};
 
-/// HTTP through surf's curl client (isahc + libcurl).
+/// HTTP through surf's curl client (isahc + libcurl). Off by default:
+/// [`HyperClient`](crate::HyperClient) is the default backend; this one
+/// stays for hosts that already link libcurl and want its behaviour.
 ///
-/// Why this backend: of surf's clients, only the curl one speaks HTTP/1.0,
+/// Why curl among surf's clients: of surf's clients, only the curl one speaks HTTP/1.0,
 /// 1.1 and 2 and current TLS (through the system OpenSSL); `h1-client-no-tls`
 /// rejects HTTP/1.0 responses and `h1-client-rustls` pins 2020-era rustls.
 /// The costs: libcurl is built from source (needs `pkg-config` and
@@ -90,11 +92,4 @@ impl HttpClient for SurfClient {
             })
         })
     }
-}
-
-/// The default client: plain `http://` through [`H1Client`](crate::H1Client),
-/// whose requests stop at once when dropped, and `https://` through
-/// [`SurfClient`] for TLS and HTTP/2.
-pub fn default_client() -> Rc<dyn HttpClient> {
-    Rc::new(crate::SchemeRouter::new(Some(Rc::new(SurfClient::new()))))
 }

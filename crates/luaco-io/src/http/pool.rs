@@ -1,0 +1,373 @@
+//! The connection pool: which requests may open a connection, which idle
+//! connection a request reuses, and who waits when the caps are reached.
+//!
+//! Generic over the connection type, so the rules are tested here with
+//! plain values; the client stores hyper connections in it.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// The pool's key: scheme, host and port (`https://example.org:443`).
+pub(crate) type Key = Rc<str>;
+
+/// A pooled connection's view of itself.
+pub(crate) trait Pooled {
+    /// False once the connection cannot carry another request (the peer
+    /// closed it, or it holds unread bytes). Called before each reuse.
+    fn usable(&mut self) -> bool;
+}
+
+/// How many connections may be open, and for how long an idle one is kept.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Caps {
+    pub per_host: usize,
+    pub total: usize,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Idle<C> {
+    conn: C,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct Host<C> {
+    /// Connections counted against this host: in use, idle, or being opened.
+    open: usize,
+    /// Idle connections, oldest first.
+    idle: VecDeque<Idle<C>>,
+}
+
+impl<C> Default for Host<C> {
+    fn default() -> Self {
+        Host {
+            open: 0,
+            idle: VecDeque::new(),
+        }
+    }
+}
+
+/// What a waiting request was handed.
+#[derive(Debug)]
+enum Grant<C> {
+    Reuse(C),
+    Open,
+}
+
+#[derive(Debug)]
+struct Waiter<C> {
+    key: Key,
+    grant: RefCell<Option<Grant<C>>>,
+    gone: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+#[derive(Debug)]
+struct State<C> {
+    caps: Caps,
+    total: usize,
+    hosts: HashMap<Key, Host<C>>,
+    /// Requests waiting for a connection, first come first served.
+    waiting: VecDeque<Rc<Waiter<C>>>,
+}
+
+/// Connections by host, bounded per host and in total.
+#[derive(Debug)]
+pub(crate) struct Pool<C> {
+    state: Rc<RefCell<State<C>>>,
+}
+
+impl<C> Clone for Pool<C> {
+    fn clone(&self) -> Self {
+        Pool {
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The right to hold one connection to a host. Dropping it closes the
+/// connection's place (the request failed or was cancelled);
+/// [`Permit::give_back`] returns a reusable connection instead.
+#[derive(Debug)]
+pub(crate) struct Permit<C: Pooled> {
+    pool: Pool<C>,
+    key: Key,
+    returned: bool,
+}
+
+/// What [`Pool::checkout`] yields: an idle connection to reuse, or the
+/// right to open a new one.
+#[derive(Debug)]
+pub(crate) enum Checkout<C: Pooled> {
+    Reuse(C, Permit<C>),
+    Open(Permit<C>),
+}
+
+impl<C: Pooled> Pool<C> {
+    pub(crate) fn new(caps: Caps) -> Pool<C> {
+        Pool {
+            state: Rc::new(RefCell::new(State {
+                caps: Caps {
+                    per_host: caps.per_host.max(1),
+                    total: caps.total.max(1),
+                    ..caps
+                },
+                total: 0,
+                hosts: HashMap::new(),
+                waiting: VecDeque::new(),
+            })),
+        }
+    }
+
+    /// Connections open now (in use, idle or being opened).
+    pub(crate) fn open(&self) -> usize {
+        self.state.borrow().total
+    }
+
+    /// Idle connections now.
+    pub(crate) fn idle(&self) -> usize {
+        let state = self.state.borrow();
+        state.hosts.values().map(|h| h.idle.len()).sum()
+    }
+
+    /// Waits for a connection to `key`: an idle one if there is one that is
+    /// still usable, else a permit to open one when the caps allow.
+    pub(crate) fn checkout(&self, key: Key) -> impl Future<Output = Checkout<C>> {
+        CheckoutFuture {
+            pool: self.clone(),
+            key,
+            waiter: None,
+        }
+    }
+
+    /// Serves `key` at once if the caps allow.
+    fn try_take(&self, key: &Key) -> Option<Grant<C>> {
+        let mut guard = self.state.borrow_mut();
+        let state = &mut *guard;
+        let now = Instant::now();
+        let caps = state.caps;
+        let host = state.hosts.entry(key.clone()).or_default();
+        let mut dropped = 0;
+        while let Some(idle) = host.idle.pop_back() {
+            let mut conn = idle.conn;
+            if now.duration_since(idle.since) < caps.idle_timeout && conn.usable() {
+                host.open -= dropped;
+                state.total -= dropped;
+                return Some(Grant::Reuse(conn));
+            }
+            dropped += 1;
+        }
+        host.open -= dropped;
+        state.total -= dropped;
+        if host.open >= caps.per_host {
+            return None;
+        }
+        if state.total >= caps.total && !evict_one(state, key) {
+            return None;
+        }
+        let host = state.hosts.entry(key.clone()).or_default();
+        host.open += 1;
+        state.total += 1;
+        Some(Grant::Open)
+    }
+
+    /// Returns a reusable connection: to the first request waiting for its
+    /// host, else to the idle list (or closes it when another host's
+    /// request needs the place).
+    fn put(&self, key: &Key, conn: C) {
+        let mut state = self.state.borrow_mut();
+        if let Some(w) = first_waiting(&mut state, |w| *w.key == **key) {
+            drop(state);
+            grant(&w, Grant::Reuse(conn));
+            return;
+        }
+        // A request for another host that only the total cap holds back.
+        let per_host = state.caps.per_host;
+        let waits_elsewhere = state
+            .waiting
+            .iter()
+            .any(|w| !w.gone.get() && state.hosts.get(&w.key).map_or(0, |h| h.open) < per_host);
+        let host = state.hosts.entry(key.clone()).or_default();
+        if waits_elsewhere {
+            host.open -= 1;
+            state.total -= 1;
+            drop(state);
+            drop(conn);
+            self.dispatch();
+            return;
+        }
+        host.idle.push_back(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    /// A connection to `key` closed (or was never opened).
+    fn release(&self, key: &Key) {
+        {
+            let mut state = self.state.borrow_mut();
+            if let Some(host) = state.hosts.get_mut(key) {
+                host.open = host.open.saturating_sub(1);
+                let empty = host.open == 0 && host.idle.is_empty();
+                if empty {
+                    state.hosts.remove(key);
+                }
+            }
+            state.total = state.total.saturating_sub(1);
+        }
+        self.dispatch();
+    }
+
+    /// Hands freed capacity to the first waiting request that can use it.
+    fn dispatch(&self) {
+        let next = {
+            let mut state = self.state.borrow_mut();
+            state.waiting.retain(|w| !w.gone.get());
+            let per_host = state.caps.per_host;
+            let hosts = &state.hosts;
+            let i = state
+                .waiting
+                .iter()
+                .position(|w| hosts.get(&w.key).map_or(0, |h| h.open) < per_host);
+            i.and_then(|i| state.waiting.remove(i))
+        };
+        let Some(w) = next else { return };
+        match self.try_take(&w.key) {
+            Some(g) => grant(&w, g),
+            // Still full (nothing idle to close): it goes first next time.
+            None => self.state.borrow_mut().waiting.push_front(w),
+        }
+    }
+}
+
+/// Closes the oldest idle connection of a host other than `key`.
+fn evict_one<C>(state: &mut State<C>, key: &Key) -> bool {
+    let victim = state
+        .hosts
+        .iter()
+        .filter(|(k, h)| *k != key && !h.idle.is_empty())
+        .min_by_key(|(_, h)| h.idle.front().map(|i| i.since))
+        .map(|(k, _)| k.clone());
+    let Some(victim) = victim else { return false };
+    if let Some(host) = state.hosts.get_mut(&victim) {
+        host.idle.pop_front();
+        host.open -= 1;
+        state.total -= 1;
+    }
+    true
+}
+
+fn first_waiting<C>(
+    state: &mut State<C>,
+    matches: impl Fn(&Waiter<C>) -> bool,
+) -> Option<Rc<Waiter<C>>> {
+    state.waiting.retain(|w| !w.gone.get());
+    let i = state.waiting.iter().position(|w| matches(w))?;
+    state.waiting.remove(i)
+}
+
+fn grant<C>(w: &Waiter<C>, g: Grant<C>) {
+    *w.grant.borrow_mut() = Some(g);
+    if let Some(waker) = w.waker.borrow_mut().take() {
+        waker.wake();
+    }
+}
+
+struct CheckoutFuture<C: Pooled> {
+    pool: Pool<C>,
+    key: Key,
+    waiter: Option<Rc<Waiter<C>>>,
+}
+
+impl<C: Pooled> CheckoutFuture<C> {
+    fn ready(&self, g: Grant<C>) -> Poll<Checkout<C>> {
+        let permit = Permit {
+            pool: self.pool.clone(),
+            key: self.key.clone(),
+            returned: false,
+        };
+        Poll::Ready(match g {
+            Grant::Reuse(conn) => Checkout::Reuse(conn, permit),
+            Grant::Open => Checkout::Open(permit),
+        })
+    }
+}
+
+impl<C: Pooled> Future for CheckoutFuture<C> {
+    type Output = Checkout<C>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Checkout<C>> {
+        let this = self.get_mut();
+        if let Some(w) = &this.waiter {
+            let granted = w.grant.borrow_mut().take();
+            return match granted {
+                Some(g) => {
+                    this.waiter = None;
+                    this.ready(g)
+                }
+                None => {
+                    *w.waker.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            };
+        }
+        // Nobody may overtake requests already waiting for this host.
+        let queued = this
+            .pool
+            .state
+            .borrow()
+            .waiting
+            .iter()
+            .any(|w| !w.gone.get() && w.key == this.key);
+        if !queued {
+            if let Some(g) = this.pool.try_take(&this.key) {
+                return this.ready(g);
+            }
+        }
+        let w = Rc::new(Waiter {
+            key: this.key.clone(),
+            grant: RefCell::new(None),
+            gone: Cell::new(false),
+            waker: RefCell::new(Some(cx.waker().clone())),
+        });
+        this.pool.state.borrow_mut().waiting.push_back(w.clone());
+        this.waiter = Some(w);
+        Poll::Pending
+    }
+}
+
+impl<C: Pooled> Drop for CheckoutFuture<C> {
+    fn drop(&mut self) {
+        let Some(w) = self.waiter.take() else { return };
+        w.gone.set(true);
+        // A grant that arrived after the request was abandoned goes on.
+        let granted = w.grant.borrow_mut().take();
+        match granted {
+            Some(Grant::Reuse(conn)) => self.pool.put(&self.key, conn),
+            Some(Grant::Open) => self.pool.release(&self.key),
+            None => {}
+        }
+    }
+}
+
+impl<C: Pooled> Permit<C> {
+    /// Returns a connection that can carry another request.
+    pub(crate) fn give_back(mut self, conn: C) {
+        self.returned = true;
+        self.pool.put(&self.key, conn);
+    }
+}
+
+impl<C: Pooled> Drop for Permit<C> {
+    fn drop(&mut self) {
+        if !self.returned {
+            self.pool.release(&self.key);
+        }
+    }
+}
