@@ -1,11 +1,14 @@
-//! [`TestServer`]: a small HTTP/1.1 server on 127.0.0.1, for tests,
-//! examples and benchmarks. Enabled by the `test-server` feature.
+//! [`TestServer`]: a small HTTP/1.1 server on 127.0.0.1, plain or with TLS
+//! (a fresh self-signed CA per server), for tests, examples and benchmarks.
+//! Enabled by the `test-server` feature.
 //!
 //! It runs on its own threads (one per connection), keeps connections alive,
 //! and counts what it saw so tests can assert on connection reuse and on
 //! clients that hang up early.
 
 use std::io::{BufRead, BufReader, Read, Write};
+
+use futures_rustls::rustls;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,11 +35,48 @@ pub struct TestServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     counters: Arc<Counters>,
+    tls: bool,
+}
+
+/// A CA, and a server configuration whose certificate it signed.
+fn self_signed(
+) -> Result<(Arc<rustls::ServerConfig>, Vec<u8>), Box<dyn std::error::Error + Send + Sync>> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate()?;
+    let ca = ca_params.self_signed(&ca_key)?;
+    let leaf_params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let leaf_key = KeyPair::generate()?;
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key)?;
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((Arc::new(config), ca.der().to_vec()))
 }
 
 impl TestServer {
     /// Starts a server on a free port of 127.0.0.1.
     pub fn start() -> std::io::Result<TestServer> {
+        Self::start_with(None)
+    }
+
+    /// Starts an https server on a free port of 127.0.0.1, with a
+    /// certificate for `localhost` and `127.0.0.1` issued by a CA made for
+    /// it. Returns the server and the CA certificate (DER), which a client
+    /// must trust (`ClientConfig::root_certificates`).
+    pub fn start_tls() -> std::io::Result<(TestServer, Vec<u8>)> {
+        let (config, ca) = self_signed().map_err(std::io::Error::other)?;
+        let mut server = Self::start_with(Some(config))?;
+        server.tls = true;
+        Ok((server, ca))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<TestServer> {
         let listener = TcpListener::bind(("127.0.0.1", 0))?;
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -52,21 +92,36 @@ impl TestServer {
                     let Ok(stream) = stream else { continue };
                     counters2.connections.fetch_add(1, Ordering::SeqCst);
                     let counters = counters2.clone();
+                    let tls = tls.clone();
                     let _ = std::thread::Builder::new()
                         .name("luaco-test-conn".into())
-                        .spawn(move || serve(stream, &counters));
+                        .spawn(move || {
+                            let _ = stream.set_nodelay(true);
+                            let Ok(raw) = stream.try_clone() else { return };
+                            match tls.map(rustls::ServerConnection::new) {
+                                None => serve(stream, &raw, &counters),
+                                Some(Ok(conn)) => {
+                                    serve(rustls::StreamOwned::new(conn, stream), &raw, &counters)
+                                }
+                                Some(Err(_)) => {}
+                            }
+                            let _ = raw.shutdown(Shutdown::Both);
+                        });
                 }
             })?;
         Ok(TestServer {
             addr,
             stop,
             counters,
+            tls: false,
         })
     }
 
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS server), without a
+    /// trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The address it listens on.
@@ -108,7 +163,7 @@ struct Request {
     body: Vec<u8>,
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+fn read_request<S: Read>(reader: &mut BufReader<S>) -> Option<Request> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -144,7 +199,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
     })
 }
 
-fn respond(stream: &mut TcpStream, status: u16, headers: &[(&str, String)], body: &[u8]) -> bool {
+fn respond(stream: &mut impl Write, status: u16, headers: &[(&str, String)], body: &[u8]) -> bool {
     let reason = match status {
         200 => "OK",
         302 => "Found",
@@ -190,13 +245,12 @@ fn wait_watching(stream: &TcpStream, ms: u64) -> bool {
     alive
 }
 
-fn serve(stream: TcpStream, counters: &Counters) {
-    let _ = stream.set_nodelay(true);
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
+/// Serves requests on `stream` (plain or TLS); `raw` is its socket, for
+/// noticing a client that hangs up.
+fn serve<S: Read + Write>(stream: S, raw: &TcpStream, counters: &Counters) {
     let mut reader = BufReader::new(stream);
     while let Some(req) = read_request(&mut reader) {
+        let writer = reader.get_mut();
         counters.requests.fetch_add(1, Ordering::SeqCst);
         let text = |s: &str| vec![("content-type", s.to_owned())];
         let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
@@ -204,7 +258,7 @@ fn serve(stream: TcpStream, counters: &Counters) {
             ("GET", "/hello") => {
                 let mut h = text("text/plain");
                 h.push(("X-Test", "yes".into()));
-                respond(&mut writer, 200, &h, b"hello")
+                respond(writer, 200, &h, b"hello")
             }
             (_, "/echo") => {
                 let headers: serde_json::Map<String, serde_json::Value> = req
@@ -219,14 +273,14 @@ fn serve(stream: TcpStream, counters: &Counters) {
                     "body": String::from_utf8_lossy(&req.body),
                 });
                 respond(
-                    &mut writer,
+                    writer,
                     200,
                     &text("application/json"),
                     echo.to_string().as_bytes(),
                 )
             }
             (_, "/json") => respond(
-                &mut writer,
+                writer,
                 200,
                 &text("application/json"),
                 br#"{"items":[1,2,3],"name":"luaco","ok":true}"#,
@@ -234,17 +288,17 @@ fn serve(stream: TcpStream, counters: &Counters) {
             ("POST", "/complete") => {
                 let prompt = String::from_utf8_lossy(&req.body);
                 let body = format!("completion for: {prompt}");
-                respond(&mut writer, 200, &text("text/plain"), body.as_bytes())
+                respond(writer, 200, &text("text/plain"), body.as_bytes())
             }
-            (_, "/redirect") => respond(&mut writer, 302, &[("location", "/hello".into())], b""),
+            (_, "/redirect") => respond(writer, 302, &[("location", "/hello".into())], b""),
             (_, "/slow") => {
                 let ms = query
                     .split('&')
                     .find_map(|kv| kv.strip_prefix("ms="))
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(1000);
-                if wait_watching(&writer, ms) {
-                    respond(&mut writer, 200, &text("text/plain"), b"slow")
+                if wait_watching(raw, ms) {
+                    respond(writer, 200, &text("text/plain"), b"slow")
                 } else {
                     counters.closed_early.fetch_add(1, Ordering::SeqCst);
                     false
@@ -253,13 +307,12 @@ fn serve(stream: TcpStream, counters: &Counters) {
             (_, p) if p.starts_with("/status/") => {
                 let code = p["/status/".len()..].parse().unwrap_or(500);
                 let body = format!("status {code}");
-                respond(&mut writer, code, &text("text/plain"), body.as_bytes())
+                respond(writer, code, &text("text/plain"), body.as_bytes())
             }
-            _ => respond(&mut writer, 404, &text("text/plain"), b"not found"),
+            _ => respond(writer, 404, &text("text/plain"), b"not found"),
         };
-        if !ok {
+        if !ok || writer.flush().is_err() {
             break;
         }
     }
-    let _ = writer.shutdown(Shutdown::Both);
 }

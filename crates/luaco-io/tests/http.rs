@@ -156,3 +156,114 @@ fn the_mock_backend_answers_scripts() {
     assert_eq!(sent.len(), 3);
     assert_eq!(sent[0].url.as_str(), "http://api.test/user");
 }
+
+#[test]
+fn https_with_a_ca_passed_in_the_config() {
+    let (server, ca) = TestServer::start_tls().expect("tls server");
+    let trusted = HyperClient::with_config(luaco_io::ClientConfig {
+        root_certificates: vec![ca],
+        webpki_roots: false,
+        ..luaco_io::ClientConfig::default()
+    })
+    .expect("client");
+    let env = common::env(Some(Rc::new(trusted) as Rc<dyn HttpClient>), None);
+    env.lua.globals().set("BASE", server.url()).unwrap();
+    env.lua
+        .globals()
+        .set("LOCALHOST", server.url().replace("127.0.0.1", "localhost"))
+        .unwrap();
+    env.run_ok(
+        "https",
+        r#"
+        assert(BASE:sub(1, 8) == "https://")
+        for i = 1, 5 do
+          local r = await(http_get(BASE .. "/hello"))
+          assert(r.status == 200 and r.body == "hello", r.body)
+        end
+        local e = await(http.request{ method = "POST", url = LOCALHOST .. "/echo", body = "secret" })
+        assert(json.decode(e.body).body == "secret")
+        local many = {}
+        for i = 1, 50 do many[i] = http_get(BASE .. "/echo?i=" .. i) end
+        local rs = await(all(many))
+        for i = 1, 50 do assert(json.decode(rs[i].body).path == "/echo?i=" .. i) end
+        return "ok"
+    "#,
+    );
+    // Sequential requests shared one TLS connection; the burst a few more.
+    let connections = server.counters().connections.load(Ordering::SeqCst);
+    assert!(connections <= 34, "{connections} TLS connections");
+
+    // Without the CA the same server is refused, as kind "network".
+    let untrusted = Rc::new(HyperClient::new()) as Rc<dyn HttpClient>;
+    let env = common::env(Some(untrusted), None);
+    env.lua.globals().set("BASE", server.url()).unwrap();
+    env.run_ok(
+        "untrusted",
+        r#"
+        local ok, e = pcall(await, http_get(BASE .. "/hello"))
+        assert(not ok and e.kind == "network", tostring(e))
+        assert(e.message:find("TLS handshake failed", 1, true), e.message)
+        return "ok"
+    "#,
+    );
+}
+
+#[test]
+fn a_bad_root_certificate_is_an_error_not_a_panic() {
+    let bad = HyperClient::with_config(luaco_io::ClientConfig {
+        root_certificates: vec![b"-----BEGIN CERTIFICATE-----\nnot base64\n".to_vec()],
+        ..luaco_io::ClientConfig::default()
+    });
+    assert!(matches!(bad, Err(luaco_io::Error::Invalid(_))), "{bad:?}");
+}
+
+#[test]
+fn http_get_takes_options_and_request_tables_refuse_unknown_fields() {
+    let server = TestServer::start().expect("server");
+    let env = common::env_with(luaco_io::IoConfig {
+        http: Some(Rc::new(HyperClient::new()) as Rc<dyn HttpClient>),
+        http_limits: luaco_io::RequestLimits {
+            max_request_body: 1000,
+            ..luaco_io::RequestLimits::default()
+        },
+        ..luaco_io::IoConfig::default()
+    });
+    env.lua.globals().set("BASE", server.url()).unwrap();
+    env.run_ok(
+        "options",
+        r#"
+        -- http_get(url, opts): headers, timeout_ms, even method and body
+        local r = await(http_get(BASE .. "/echo", { headers = { ["X-A"] = "1" }, timeout_ms = 5000 }))
+        local echo = json.decode(r.body)
+        assert(echo.method == "GET" and echo.headers["x-a"] == "1")
+        local p = json.decode(await(http_get(BASE .. "/echo", { method = "PUT", body = "b" })).body)
+        assert(p.method == "PUT" and p.body == "b")
+        local ok, e = pcall(await, http_get(BASE .. "/slow?ms=3000", { timeout_ms = 50 }))
+        assert(not ok and e.kind == "timeout", tostring(e))
+        assert(e.message:find("/slow?ms=3000", 1, true), e.message)
+
+        -- unknown fields are raised at once, naming the field
+        local function raises(f, ...)
+          local ok2, err = pcall(f, ...)
+          assert(not ok2, "no error")
+          return err
+        end
+        local e1 = raises(http.request, { url = BASE, timeout = 5 })
+        assert(e1.kind == "type" and e1.message:find("'timeout'", 1, true), tostring(e1))
+        local e2 = raises(http_get, BASE, { header = {} })
+        assert(e2.kind == "type" and e2.message:find("'header'", 1, true), tostring(e2))
+        local e3 = raises(http_get, BASE, { url = BASE })
+        assert(e3.kind == "type" and e3.message:find("first argument", 1, true), tostring(e3))
+        local e4 = raises(http_get, BASE, 5)
+        assert(e4.kind == "type", tostring(e4))
+        local e5 = raises(http.request, { url = BASE, [1] = "x" })
+        assert(e5.kind == "type", tostring(e5))
+
+        -- the request body cap rejects with kind "limit", naming it
+        local okb, eb = pcall(await, http.request{ method = "POST", url = BASE .. "/echo", body = string.rep("x", 1001) })
+        assert(not okb and eb.kind == "limit" and eb.message:find("max_request_body", 1, true), tostring(eb))
+        assert(await(http.request{ method = "POST", url = BASE .. "/echo", body = string.rep("x", 1000) }).status == 200)
+        return "ok"
+    "#,
+    );
+}

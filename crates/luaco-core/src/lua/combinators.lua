@@ -141,16 +141,15 @@ local function ms_text(ms)
   return ("%g"):format(ms)
 end
 
--- timeout(p, ms): settles like p if p settles within ms, else rejects with
--- kind "timeout" and cancels p. Cancelling the result stops the timer only.
-local function timeout(p, ms)
-  check_ms(ms, "timeout", 2)
+-- timeout_with(p, ms, message): settles like p if p settles within ms, else
+-- rejects with kind "timeout" saying message and cancels p. Cancelling the
+-- result stops the timer only. Rust callers (HTTP) give their own message.
+local function timeout_with(p, ms, message)
   if not is_promise(p) then
     local r = new_promise()
     core.resolve(r, p)
     return r
   end
-  local message = core.located("timed out after " .. ms_text(ms) .. " ms", 2)
   local timer = core.timer(ms)
   local d = new_promise(timer)
   add_waiter(timer, function(t)
@@ -164,6 +163,12 @@ local function timeout(p, ms)
     cancel(timer)
   end)
   return d
+end
+core.timeout_with = timeout_with
+
+local function timeout(p, ms)
+  check_ms(ms, "timeout", 2)
+  return timeout_with(p, ms, core.located("timed out after " .. ms_text(ms) .. " ms", 2))
 end
 
 -- Timers come from the event loop (luaco-sched installs them); without one,

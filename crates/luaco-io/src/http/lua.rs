@@ -226,7 +226,10 @@ fn send(
             ),
         }
     });
-    let timeout = prepared.as_ref().ok().and_then(|(_, _, t)| *t);
+    let deadline = prepared
+        .as_ref()
+        .ok()
+        .and_then(|(_, req, t)| t.map(|t| (t, req.url.to_string())));
     let future = async move {
         let (client, req, _) = prepared?;
         client
@@ -239,17 +242,18 @@ fn send(
             response_table(lua, response).map(Value::Table)
         })
         .map_err(ScriptError::from)?;
-    match timeout {
-        // The one timer path of the loop: `timeout` cancels the request's
+    match deadline {
+        // The one timer path of the loop: the timeout cancels the request's
         // promise, which drops the backend's future and its connection.
-        Some(limit) => {
-            let timeout: Function = engine
-                .api()
-                .get::<Table>("promise")
-                .and_then(|p| p.get("timeout"))
+        Some((limit, url)) => {
+            let timeout_with: Function = engine
+                .internals()
+                .get("timeout_with")
                 .map_err(ScriptError::from)?;
-            timeout
-                .call((promise, limit.as_secs_f64() * 1000.0))
+            let ms = limit.as_secs_f64() * 1000.0;
+            let message = format!("http.request: {url}: no complete response within {ms} ms");
+            timeout_with
+                .call((promise, ms, message))
                 .map_err(ScriptError::from)
         }
         None => Ok(promise),

@@ -27,18 +27,17 @@ pub struct Env {
 }
 
 pub fn env(http: Option<Rc<dyn HttpClient>>, fs: Option<Rc<dyn FileSystem>>) -> Env {
+    env_with(IoConfig {
+        http,
+        fs,
+        ..IoConfig::default()
+    })
+}
+
+pub fn env_with(io: IoConfig) -> Env {
     let lua = luaco_core::StateBuilder::new().build().expect("lua");
     let sched = Scheduler::new(&lua, Default::default()).expect("scheduler");
-    install(
-        sched.engine(),
-        &lua,
-        IoConfig {
-            http,
-            fs,
-            ..IoConfig::default()
-        },
-    )
-    .expect("install io");
+    install(sched.engine(), &lua, io).expect("install io");
     let api = sched.engine().api();
     for pair in api.pairs::<mlua::Value, mlua::Value>() {
         let (k, v) = pair.expect("api entry");
