@@ -38,9 +38,17 @@ pub struct TestServer {
     tls: bool,
 }
 
-/// A CA, and a server configuration whose certificate it signed.
-fn self_signed(
-) -> Result<(Arc<rustls::ServerConfig>, Vec<u8>), Box<dyn std::error::Error + Send + Sync>> {
+/// A rustls server configuration for `localhost` and `127.0.0.1`, whose
+/// certificate is signed by a CA made on the spot, offering `alpn`; and
+/// that CA's certificate (DER) for the client to trust. For servers of
+/// your own in tests (an HTTP/2 one, say).
+pub fn localhost_tls(alpn: &[&[u8]]) -> std::io::Result<(Arc<rustls::ServerConfig>, Vec<u8>)> {
+    self_signed(alpn).map_err(std::io::Error::other)
+}
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+fn self_signed(alpn: &[&[u8]]) -> Result<(Arc<rustls::ServerConfig>, Vec<u8>), AnyError> {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -55,7 +63,7 @@ fn self_signed(
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone()], key)?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok((Arc::new(config), ca.der().to_vec()))
 }
 
@@ -70,7 +78,7 @@ impl TestServer {
     /// it. Returns the server and the CA certificate (DER), which a client
     /// must trust (`ClientConfig::root_certificates`).
     pub fn start_tls() -> std::io::Result<(TestServer, Vec<u8>)> {
-        let (config, ca) = self_signed().map_err(std::io::Error::other)?;
+        let (config, ca) = localhost_tls(&[b"http/1.1"])?;
         let mut server = Self::start_with(Some(config))?;
         server.tls = true;
         Ok((server, ca))

@@ -73,13 +73,19 @@ fn five_thousand_concurrent_gets_stay_within_the_connection_caps() {
     "#,
     );
     let connections = server.counters().connections.load(Ordering::SeqCst);
-    assert!(connections <= 16, "{connections} connections for 5,000 requests");
+    assert!(
+        connections <= 16,
+        "{connections} connections for 5,000 requests"
+    );
     // The server runs in this process and holds two fds per connection
     // (the socket and a clone); the rest are the client's sockets, plus a
     // few for the loop itself.
     let grown = peak.get().saturating_sub(before);
     let client_fds = grown.saturating_sub(2 * connections);
-    assert!(client_fds <= 16 + 4, "{client_fds} client fds at the peak ({grown} in all)");
+    assert!(
+        client_fds <= 16 + 4,
+        "{client_fds} client fds at the peak ({grown} in all)"
+    );
 }
 
 #[test]
@@ -90,7 +96,10 @@ fn batches_of_requests_keep_memory_flat() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let server = TestServer::start().expect("server");
-    let env = common::env(Some(Rc::new(HyperClient::new()) as Rc<dyn HttpClient>), None);
+    let env = common::env(
+        Some(Rc::new(HyperClient::new()) as Rc<dyn HttpClient>),
+        None,
+    );
     env.lua
         .globals()
         .set("URL", format!("{}/hello", server.url()))

@@ -365,7 +365,13 @@ impl Inner {
             _permit: permit,
             last_used: std::cell::Cell::new(Instant::now()),
         });
-        self.h2.borrow_mut().insert(key.clone(), h2.clone());
+        // Requests that raced to open the host's first connection each got
+        // one; the first to finish is the one later requests share.
+        let mut all = self.h2.borrow_mut();
+        let taken = all.get(key).is_some_and(|h| h.sender.is_ready());
+        if !taken {
+            all.insert(key.clone(), h2.clone());
+        }
         Ok(h2)
     }
 
