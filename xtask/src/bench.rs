@@ -312,5 +312,97 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     report_http()?;
     pump_overrun()?;
     workloads(quick)?;
-    crate::peak_memory()
+    http_processes(quick)
+}
+
+/// A field of a `result` line as a number.
+fn field(s: &Sample, name: &str) -> Result<f64> {
+    s.field(name)
+        .with_context(|| format!("no {name} in the result line"))
+}
+
+/// The median of the samples by their in-process `ms` field.
+fn median_ms(samples: &[Sample]) -> Result<f64> {
+    let mut ms = samples
+        .iter()
+        .map(|s| field(s, "ms"))
+        .collect::<Result<Vec<_>>>()?;
+    ms.sort_by(f64::total_cmp);
+    ms.get(ms.len() / 2).copied().context("no samples")
+}
+
+/// 2,000 GETs with 200 in flight against one server process, from the
+/// luaco CLI, from Node's `http.get` with a keep-alive agent, and from Rust
+/// alone on the same client luaco uses, alternating; then batches of 1,000
+/// requests from one luaco runtime, sampling its RSS.
+fn http_processes(quick: bool) -> Result<()> {
+    let mut build = cargo();
+    build.args(["build", "--release", "-q", "-p", "luaco"]);
+    build.args(["--example", "http_server", "--example", "http_load"]);
+    run("build the http examples", build)?;
+    let examples = root().join("target/release/examples");
+    let luaco = root().join("target/release/luaco");
+    let mut server = Command::new(examples.join("http_server"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting http_server")?;
+    let mut line = String::new();
+    if let Some(out) = server.stdout.take() {
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)?;
+    }
+    let url = format!("{}/hello", line.trim());
+    let node = have("node", &["--version"]);
+    let (n, rounds) = (2000, if quick { 1 } else { 3 });
+    let (mut ours, mut nodes, mut rust) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let mut cmd = Command::new(&luaco);
+        cmd.current_dir(root().join("benches/workloads"));
+        cmd.args(["run", "http_get.lua", &n.to_string(), &url, "200"]);
+        ours.push(run_process(cmd)?);
+        if node {
+            let mut cmd = Command::new("node");
+            cmd.arg(root().join("benches/peers/http_get.js"));
+            cmd.args([&n.to_string(), &url, "200"]);
+            nodes.push(run_process(cmd)?);
+        }
+        let mut cmd = Command::new(examples.join("http_load"));
+        cmd.args(["rust", &n.to_string(), &url, "200"]);
+        rust.push(run_process(cmd)?);
+    }
+    let (ours, rust) = (median_ms(&ours)?, median_ms(&rust)?);
+    println!("\n{n} GETs, 200 in flight, against one server process on 127.0.0.1 (time from first request to last answer, median of {rounds}):\n");
+    println!("| client | ms | ratio |");
+    println!("|---|---|---|");
+    println!("| luaco script (CLI) | {ours:.1} | 1.00x |");
+    if node {
+        let theirs = median_ms(&nodes)?;
+        println!(
+            "| Node.js http.get, keep-alive agent | {theirs:.1} | luaco/Node {:.2}x (wall time) |",
+            ours / theirs
+        );
+    }
+    let r = rust / ours;
+    let verdict = if r >= 0.8 { "met" } else { "MISSED" };
+    println!("| Rust alone, same HyperClient | {rust:.1} | luaco throughput / Rust's {r:.2} (target >= 0.8: {verdict}) |");
+
+    let batches = if quick { 20 } else { 200 };
+    let out = Command::new(examples.join("http_load"))
+        .args(["batches", &batches.to_string(), &url])
+        .output()
+        .context("running http_load batches")?;
+    drop(server.stdin.take());
+    let _ = server.wait();
+    if !out.status.success() {
+        bail!(
+            "http_load batches failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    println!(
+        "\n{} batches of 1,000 GETs from one runtime, RSS after each batch: {}",
+        batches,
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    Ok(())
 }

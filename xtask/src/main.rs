@@ -190,35 +190,3 @@ fn examples() -> Result<()> {
     run("Rust example llm_bridge", cmd)?;
     Ok(())
 }
-
-/// Runs the 1,000-request load once per mode in a fresh process and prints
-/// wall time and peak memory as the example reports them.
-pub(crate) fn peak_memory() -> Result<()> {
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--release",
-        "-q",
-        "-p",
-        "luaco",
-        "--example",
-        "http_load",
-    ]);
-    run("build http_load", build)?;
-    let exe = root().join("target/release/examples/http_load");
-    println!("\n1,000 concurrent GETs on 127.0.0.1, one process each (peak RSS includes the test server):");
-    for mode in ["rust", "luaco"] {
-        let out = Command::new(&exe)
-            .arg(mode)
-            .output()
-            .context("running http_load")?;
-        if !out.status.success() {
-            bail!(
-                "http_load {mode} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        print!("  {}", String::from_utf8_lossy(&out.stdout));
-    }
-    Ok(())
-}

@@ -37,6 +37,30 @@
 //! assert_eq!(v.to_string()?, r#"{"a":[1,2],"b":2} permission"#);
 //! # Ok::<(), luaco_core::Error>(())
 //! ```
+//!
+//! # Limits and memory
+//!
+//! Every resource a server or a script can inflate has a cap, and crossing
+//! it is an error of kind `"limit"` that names the cap, never an abort or a
+//! truncation:
+//!
+//! | cap | default | where |
+//! |---|---|---|
+//! | response body | 256 MiB | [`ClientConfig::max_response_body`] |
+//! | response head | 64 KiB, 128 headers | [`ClientConfig::max_response_head`], [`ClientConfig::max_response_headers`] |
+//! | request body | 64 MiB | [`RequestLimits::max_request_body`] |
+//! | request time | 30 s (a request's `timeout_ms` overrides it) | [`RequestLimits::timeout`] (kind `"timeout"`) |
+//! | connections | 32 per host, 256 in all, idle 30 s | [`ClientConfig`] |
+//! | file read | 256 MiB | [`FsLimits::max_read`] |
+//!
+//! Peak memory: a response body is read as it arrives into one buffer (a
+//! declared `content-length` only sizes the first 1 MiB of it, so a lying
+//! header reserves nothing), then copied once into the Lua string, and the
+//! buffer is freed: about twice the body at the moment of the copy, up to
+//! three times for a body with no declared length, whose buffer grows by
+//! doubling. `fs.read` reads into a buffer of the file's size, then the Lua
+//! string: twice the file. A Lua 5.4 string cannot be built without that
+//! one copy; the caps bound both.
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 

@@ -556,6 +556,13 @@ async fn collect(
             if data.len() + chunk.len() > max {
                 return Err(over(format!("more than {max} bytes")));
             }
+            // Out of memory is an error here, not an abort in the allocator.
+            data.try_reserve(chunk.len()).map_err(|_| {
+                Error::Limit(format!(
+                    "{what}: not enough memory for the response body ({} bytes so far)",
+                    data.len()
+                ))
+            })?;
             data.extend_from_slice(&chunk);
         }
     }

@@ -371,3 +371,158 @@ impl<C: Pooled> Drop for Permit<C> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::{block_on, poll_once};
+    use std::cell::Cell;
+
+    #[derive(Debug)]
+    struct Fake {
+        id: u32,
+        alive: Rc<Cell<bool>>,
+    }
+
+    impl Pooled for Fake {
+        fn usable(&mut self) -> bool {
+            self.alive.get()
+        }
+    }
+
+    fn fake(id: u32) -> Fake {
+        Fake {
+            id,
+            alive: Rc::new(Cell::new(true)),
+        }
+    }
+
+    fn pool(per_host: usize, total: usize) -> Pool<Fake> {
+        Pool::new(Caps {
+            per_host,
+            total,
+            idle_timeout: Duration::from_secs(60),
+        })
+    }
+
+    fn key(s: &str) -> Key {
+        s.into()
+    }
+
+    type Waiting = Pin<Box<dyn Future<Output = Checkout<Fake>>>>;
+
+    fn now_or_wait(p: &Pool<Fake>, k: &str) -> Result<Checkout<Fake>, Waiting> {
+        let mut fut: Waiting = Box::pin(p.checkout(key(k)));
+        match block_on(poll_once(&mut fut)) {
+            Some(c) => Ok(c),
+            None => Err(fut),
+        }
+    }
+
+    fn ready(p: &Pool<Fake>, k: &str) -> Checkout<Fake> {
+        match now_or_wait(p, k) {
+            Ok(c) => c,
+            Err(_) => panic!("{k} had to wait"),
+        }
+    }
+
+    fn queued(p: &Pool<Fake>, k: &str) -> Waiting {
+        match now_or_wait(p, k) {
+            Ok(_) => panic!("{k} was served at once"),
+            Err(w) => w,
+        }
+    }
+
+    fn permit(c: Checkout<Fake>) -> Permit<Fake> {
+        match c {
+            Checkout::Open(p) | Checkout::Reuse(_, p) => p,
+        }
+    }
+
+    #[test]
+    fn the_per_host_cap_queues_and_a_returned_connection_goes_to_the_waiter() {
+        let p = pool(2, 10);
+        let a1 = permit(ready(&p, "a"));
+        let _a2 = permit(ready(&p, "a"));
+        let mut waiting = queued(&p, "a");
+        // Another host is not held back by a's cap.
+        assert!(now_or_wait(&p, "b").is_ok());
+        a1.give_back(fake(7));
+        let _a3 = match block_on(poll_once(&mut waiting)) {
+            Some(Checkout::Reuse(conn, permit)) => {
+                assert_eq!(conn.id, 7);
+                permit
+            }
+            other => panic!("waiter got {other:?}"),
+        };
+        assert_eq!(p.open(), 2, "b's permit was dropped, a has two");
+    }
+
+    #[test]
+    fn the_total_cap_closes_an_idle_connection_of_another_host() {
+        let p = pool(5, 2);
+        let a1 = permit(ready(&p, "a"));
+        let a2 = permit(ready(&p, "a"));
+        let mut b = queued(&p, "b");
+        // a gives a connection back while b waits: it is closed for b.
+        a1.give_back(fake(1));
+        let _b = match block_on(poll_once(&mut b)) {
+            Some(Checkout::Open(permit)) => permit,
+            other => panic!("b got {other:?}"),
+        };
+        assert_eq!((p.open(), p.idle()), (2, 0));
+        drop(a2);
+        // Idle connections of another host are evicted on demand too.
+        let p = pool(5, 1);
+        permit(ready(&p, "a")).give_back(fake(2));
+        assert_eq!(p.idle(), 1);
+        let _b = permit(ready(&p, "b"));
+        assert_eq!((p.open(), p.idle()), (1, 0));
+    }
+
+    #[test]
+    fn dead_and_expired_idle_connections_are_not_reused() {
+        let p = pool(4, 4);
+        let dead = fake(1);
+        let alive = dead.alive.clone();
+        permit(ready(&p, "a")).give_back(dead);
+        alive.set(false);
+        assert!(matches!(now_or_wait(&p, "a"), Ok(Checkout::Open(_))));
+        assert_eq!(
+            p.open(),
+            0,
+            "the dead one was closed, the new permit dropped"
+        );
+
+        let p = Pool::new(Caps {
+            per_host: 4,
+            total: 4,
+            idle_timeout: Duration::ZERO,
+        });
+        permit(ready(&p, "a")).give_back(fake(2));
+        assert!(matches!(now_or_wait(&p, "a"), Ok(Checkout::Open(_))));
+    }
+
+    #[test]
+    fn an_abandoned_waiter_passes_its_grant_on() {
+        let p = pool(1, 1);
+        let first = permit(ready(&p, "a"));
+        let second = queued(&p, "a");
+        let mut third = queued(&p, "a");
+        first.give_back(fake(3));
+        drop(second); // granted, then dropped before it ran
+        match block_on(poll_once(&mut third)) {
+            Some(Checkout::Reuse(conn, _)) => assert_eq!(conn.id, 3),
+            other => panic!("third got {other:?}"),
+        }
+        // A failed request's permit frees the place for the next.
+        let p = pool(1, 1);
+        let only = permit(ready(&p, "a"));
+        let mut next = queued(&p, "a");
+        drop(only);
+        assert!(matches!(
+            block_on(poll_once(&mut next)),
+            Some(Checkout::Open(_))
+        ));
+    }
+}
