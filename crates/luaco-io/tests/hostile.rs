@@ -83,6 +83,8 @@ fn each_misbehaviour_has_its_outcome_and_the_next_request_its_own_answer() {
         fails("/garbage", "network", "invalid response")
         -- interim responses are skipped, the final one is the answer
         answers("/interim", 200, "real")
+        -- an upgrade nobody asked for is an answer, and ends the connection
+        answers("/switching", 101, "")
         -- sizes: heads and bodies are capped, never preallocated or truncated
         fails("/declared_huge", "limit", "max_response_body")
         fails("/close_delimited?kb=2048", "limit", "max_response_body")

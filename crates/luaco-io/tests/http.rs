@@ -259,6 +259,15 @@ fn http_get_takes_options_and_request_tables_refuse_unknown_fields() {
         local e5 = raises(http.request, { url = BASE, [1] = "x" })
         assert(e5.kind == "type", tostring(e5))
 
+        -- the body's framing is the client's: a wrong content-length or a
+        -- transfer-encoding header is refused, a right one is fine
+        local okl, el = pcall(await, http.request{ method = "POST", url = BASE .. "/echo", body = "abc", headers = { ["Content-Length"] = "10" } })
+        assert(not okl and el.kind == "type" and el.message:find("content-length", 1, true), tostring(el))
+        local okt, et = pcall(await, http.request{ method = "POST", url = BASE .. "/echo", body = "abc", headers = { ["transfer-encoding"] = "chunked" } })
+        assert(not okt and et.kind == "type", tostring(et))
+        local rl = await(http.request{ method = "POST", url = BASE .. "/echo", body = "abc", headers = { ["content-length"] = "3" } })
+        assert(json.decode(rl.body).body == "abc")
+
         -- the request body cap rejects with kind "limit", naming it
         local okb, eb = pcall(await, http.request{ method = "POST", url = BASE .. "/echo", body = string.rep("x", 1001) })
         assert(not okb and eb.kind == "limit" and eb.message:find("max_request_body", 1, true), tostring(eb))

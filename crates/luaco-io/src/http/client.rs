@@ -498,6 +498,23 @@ fn build_request(
         if matches!(lane, Lane::H2(_)) && is_connection_specific(k) {
             continue;
         }
+        // The body's framing is ours: a length that disagrees with the body
+        // would desynchronise the connection, a transfer coding would
+        // have to be honoured byte by byte.
+        if k.eq_ignore_ascii_case("content-length") {
+            if v.trim().parse::<usize>().ok() != Some(body.len()) {
+                return Err(Error::Invalid(format!(
+                    "{url}: content-length header says {v} but the body is {} bytes",
+                    body.len()
+                )));
+            }
+            continue;
+        }
+        if k.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(Error::Invalid(format!(
+                "{url}: transfer-encoding is set by the client, not by a header"
+            )));
+        }
         builder = builder.header(k.as_str(), v.as_str());
     }
     builder.body(Full::new(body)).map_err(bad)

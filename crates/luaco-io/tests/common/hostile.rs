@@ -270,6 +270,12 @@ fn serve(mut stream: TcpStream, seen: &Seen) {
                 Then::Close
             }
             "/silent" => Then::Hold,
+            "/switching" => {
+                let _ = s.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n\x81\x05hello",
+                );
+                Then::Hold
+            }
             // Answered on a fresh connection; on a reused one, read and
             // dropped unanswered (a server closing a keep-alive connection
             // just as a request arrives).
