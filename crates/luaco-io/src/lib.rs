@@ -47,7 +47,7 @@
 //! | cap | default | where |
 //! |---|---|---|
 //! | response body | 256 MiB | [`ClientConfig::max_response_body`] |
-//! | response head | 64 KiB, 128 headers | [`ClientConfig::max_response_head`], [`ClientConfig::max_response_headers`] |
+//! | response head | 64 KiB, 100 headers | [`ClientConfig::max_response_head`], [`ClientConfig::max_response_headers`] |
 //! | request body | 64 MiB | [`RequestLimits::max_request_body`] |
 //! | request time | 30 s (a request's `timeout_ms` overrides it) | [`RequestLimits::timeout`] (kind `"timeout"`) |
 //! | connections | 32 per host, 256 in all, idle 30 s | [`ClientConfig`] |

@@ -154,6 +154,16 @@ impl<C: Pooled> Pool<C> {
         let caps = state.caps;
         let host = state.hosts.entry(key.clone()).or_default();
         let mut dropped = 0;
+        // The oldest first: under steady load the newest is always reused,
+        // so expired ones would otherwise stay open at the front for ever.
+        while host
+            .idle
+            .front()
+            .is_some_and(|i| now.duration_since(i.since) >= caps.idle_timeout)
+        {
+            host.idle.pop_front();
+            dropped += 1;
+        }
         while let Some(idle) = host.idle.pop_back() {
             let mut conn = idle.conn;
             if now.duration_since(idle.since) < caps.idle_timeout && conn.usable() {
@@ -187,12 +197,14 @@ impl<C: Pooled> Pool<C> {
             grant(&w, Grant::Reuse(conn));
             return;
         }
-        // A request for another host that only the total cap holds back.
+        // A request for another host that only the total cap holds back
+        // (possible only when the total cap is reached).
         let per_host = state.caps.per_host;
-        let waits_elsewhere = state
-            .waiting
-            .iter()
-            .any(|w| !w.gone.get() && state.hosts.get(&w.key).map_or(0, |h| h.open) < per_host);
+        let waits_elsewhere = state.total >= state.caps.total
+            && state
+                .waiting
+                .iter()
+                .any(|w| !w.gone.get() && state.hosts.get(&w.key).map_or(0, |h| h.open) < per_host);
         let host = state.hosts.entry(key.clone()).or_default();
         if waits_elsewhere {
             host.open -= 1;
@@ -267,8 +279,15 @@ fn first_waiting<C>(
     state: &mut State<C>,
     matches: impl Fn(&Waiter<C>) -> bool,
 ) -> Option<Rc<Waiter<C>>> {
-    state.waiting.retain(|w| !w.gone.get());
-    let i = state.waiting.iter().position(|w| matches(w))?;
+    // Abandoned waiters are dropped as they come to the front; the scan
+    // stops at the first live match, usually the first waiter.
+    while state.waiting.front().is_some_and(|w| w.gone.get()) {
+        state.waiting.pop_front();
+    }
+    let i = state
+        .waiting
+        .iter()
+        .position(|w| !w.gone.get() && matches(w))?;
     state.waiting.remove(i)
 }
 
