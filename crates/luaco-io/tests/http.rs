@@ -259,6 +259,10 @@ fn http_get_takes_options_and_request_tables_refuse_unknown_fields() {
         local e5 = raises(http.request, { url = BASE, [1] = "x" })
         assert(e5.kind == "type", tostring(e5))
 
+        -- credentials in a URL are refused, and not echoed
+        local okc, ec = pcall(await, http_get("http://user:secret@127.0.0.1:1/"))
+        assert(not okc and ec.kind == "type" and not ec.message:find("secret", 1, true), tostring(ec))
+
         -- the body's framing is the client's: a wrong content-length or a
         -- transfer-encoding header is refused, a right one is fine
         local okl, el = pcall(await, http.request{ method = "POST", url = BASE .. "/echo", body = "abc", headers = { ["Content-Length"] = "10" } })

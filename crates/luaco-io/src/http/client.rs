@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -228,21 +228,36 @@ impl H1Conn {
     }
 }
 
-/// A shared HTTP/2 connection; its task lives as long as this does.
+/// A shared HTTP/2 connection; its task lives as long as this does. It
+/// holds no pool permit: one per host at most, kept while used within the
+/// idle timeout (every request sweeps the rest), so HTTP/2 never keeps
+/// HTTP/1.1 requests waiting.
 struct H2Conn {
     sender: http2::SendRequest<Body>,
     _task: Task<()>,
-    _permit: Permit<H1Conn>,
     last_used: std::cell::Cell<Instant>,
 }
 
 /// Spawns hyper's HTTP/2 background futures on the client's executor.
+/// Weak: those futures live inside the executor, and a strong reference
+/// there would keep it (and their sockets) alive after the client is gone.
 #[derive(Clone)]
-struct LocalExec(Rc<LocalExecutor<'static>>);
+struct LocalExec(Weak<LocalExecutor<'static>>);
 
 impl<F: Future<Output = ()> + 'static> hyper::rt::Executor<F> for LocalExec {
     fn execute(&self, fut: F) {
-        self.0.spawn(fut).detach();
+        if let Some(executor) = self.0.upgrade() {
+            executor.spawn(fut).detach();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Dropped tasks are cancelled when the executor next runs: run it
+        // now, so HTTP/2 sockets close with the client.
+        self.h2.borrow_mut().clear();
+        while self.executor.try_tick() {}
     }
 }
 
@@ -251,6 +266,43 @@ struct Failure {
     error: Error,
     /// The request may have reached the server.
     sent: bool,
+    /// The connection failed before any response head arrived (closed,
+    /// reset, refused stream): the kind of failure a stale reused
+    /// connection gives, and the only kind worth a second attempt.
+    retryable: bool,
+}
+
+impl Failure {
+    /// A failure before the response head, from hyper's send.
+    fn before_head(
+        error: &hyper::Error,
+        unsent: bool,
+        what: &str,
+        config: &ClientConfig,
+    ) -> Failure {
+        let retryable = unsent
+            || error.is_canceled()
+            || error.is_incomplete_message()
+            || error.is_closed()
+            || std::error::Error::source(error)
+                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some());
+        let error_out = classify(what, error, config);
+        let retryable = retryable && !matches!(error_out, Error::Limit(_));
+        Failure {
+            error: error_out,
+            sent: !unsent,
+            retryable,
+        }
+    }
+
+    /// A failure after the response head (the body, a cap): final.
+    fn after_head(error: Error) -> Failure {
+        Failure {
+            error,
+            sent: true,
+            retryable: false,
+        }
+    }
 }
 
 /// What a request runs on.
@@ -272,19 +324,29 @@ impl Inner {
         let key: Key = target.key().into();
         let body = Bytes::from(request.body.clone().unwrap_or_default());
         let what = request.url.to_string();
-        // One retry, on a fresh connection, when a reused one failed and
-        // the request either never left or may safely be repeated.
+        // A request that cannot be built fails before it waits for a
+        // connection or opens one.
+        build_request(&request, &target, false, body.clone())?;
+        // One retry, on a newly opened connection, when a reused one failed
+        // before answering and the request either never left or may
+        // safely be repeated.
         let mut retried = false;
         loop {
-            let (lane, reused) = self.lane(&target, &key, &what).await?;
-            let built = build_request(&request, &target, &lane, body.clone())?;
+            let (lane, reused) = self.lane(&target, &key, &what, retried).await?;
+            let h2 = matches!(lane, Lane::H2(_));
+            let built = build_request(&request, &target, h2, body.clone())?;
             let result = match lane {
                 Lane::H1(conn, permit) => self.exchange_h1(conn, permit, built, &what).await,
                 Lane::H2(h2) => self.exchange_h2(&key, h2, built, &what).await,
             };
             match result {
                 Ok(response) => return Ok(response),
-                Err(f) if reused && !retried && (!f.sent || idempotent(&request.method)) => {
+                Err(f)
+                    if reused
+                        && !retried
+                        && f.retryable
+                        && (!f.sent || idempotent(&request.method)) =>
+                {
                     retried = true;
                 }
                 Err(f) => return Err(f.error),
@@ -293,22 +355,35 @@ impl Inner {
     }
 
     /// A connection for `target`: the host's HTTP/2 one, an idle HTTP/1.1
-    /// one, or a new one when the caps allow. The flag says it was reused.
-    async fn lane(&self, target: &Target, key: &Key, what: &str) -> Result<(Lane, bool), Error> {
-        if let Some(h2) = self.live_h2(key) {
+    /// one, or a new one when the caps allow (only a new one if `fresh`).
+    /// The flag says it was reused.
+    async fn lane(
+        &self,
+        target: &Target,
+        key: &Key,
+        what: &str,
+        fresh: bool,
+    ) -> Result<(Lane, bool), Error> {
+        if let (false, Some(h2)) = (fresh, self.live_h2(key)) {
             return Ok((Lane::H2(h2), true));
         }
-        let permit = match self.pool.checkout(key.clone()).await {
-            Checkout::Reuse(conn, permit) => return Ok((Lane::H1(conn, permit), true)),
-            Checkout::Open(permit) => permit,
+        let permit = loop {
+            match self.pool.checkout(key.clone()).await {
+                // Closing it frees its place for the new one.
+                Checkout::Reuse(conn, permit) if fresh => drop((conn, permit)),
+                Checkout::Reuse(conn, permit) => return Ok((Lane::H1(conn, permit), true)),
+                Checkout::Open(permit) => break permit,
+            }
         };
         // Another request may have set up HTTP/2 while this one waited.
-        if let Some(h2) = self.live_h2(key) {
+        if let (false, Some(h2)) = (fresh, self.live_h2(key)) {
             return Ok((Lane::H2(h2), true));
         }
         let stream = connect(target, Some(&self.tls), self.config.connect_timeout, what).await?;
         if stream.is_h2() {
-            let h2 = self.handshake_h2(key, stream, permit, what).await?;
+            // The slot was only for opening: an HTTP/2 connection is shared.
+            drop(permit);
+            let h2 = self.handshake_h2(key, stream, what).await?;
             return Ok((Lane::H2(h2), false));
         }
         let mut builder = http1::Builder::new();
@@ -318,7 +393,12 @@ impl Inner {
         }
         builder
             .max_header_size(self.config.max_response_head)
-            .max_buf_size(self.config.max_response_head.max(64 << 10) + (64 << 10));
+            .max_buf_size(
+                self.config
+                    .max_response_head
+                    .max(64 << 10)
+                    .saturating_add(64 << 10),
+            );
         let (sender, conn) = builder
             .handshake::<Io, Body>(FuturesIo::new(stream))
             .await
@@ -331,26 +411,35 @@ impl Inner {
         Ok((Lane::H1(conn, permit), false))
     }
 
+    /// The host's HTTP/2 connection if it is open; closes every expired
+    /// or closed one (of any host) on the way.
     fn live_h2(&self, key: &Key) -> Option<Rc<H2Conn>> {
-        let mut all = self.h2.borrow_mut();
-        let h2 = all.get(key)?;
-        let fresh = h2.last_used.get().elapsed() < self.config.idle_timeout;
-        if fresh && h2.sender.is_ready() {
-            h2.last_used.set(Instant::now());
-            return Some(h2.clone());
+        let (found, swept) = {
+            let mut all = self.h2.borrow_mut();
+            if all.is_empty() {
+                return None;
+            }
+            let before = all.len();
+            let timeout = self.config.idle_timeout;
+            all.retain(|_, h| h.sender.is_ready() && h.last_used.get().elapsed() < timeout);
+            (all.get(key).cloned(), all.len() != before)
+        };
+        if swept {
+            // Cancelled connection tasks end (and close) on the next tick.
+            while self.executor.try_tick() {}
         }
-        all.remove(key);
-        None
+        let h2 = found?;
+        h2.last_used.set(Instant::now());
+        Some(h2)
     }
 
     async fn handshake_h2(
         &self,
         key: &Key,
         stream: Stream,
-        permit: Permit<H1Conn>,
         what: &str,
     ) -> Result<Rc<H2Conn>, Error> {
-        let exec = LocalExec(self.executor.clone());
+        let exec = LocalExec(Rc::downgrade(&self.executor));
         let mut builder = http2::Builder::new(exec);
         builder
             .max_header_list_size(u32::try_from(self.config.max_response_head).unwrap_or(u32::MAX));
@@ -366,7 +455,6 @@ impl Inner {
         let h2 = Rc::new(H2Conn {
             sender,
             _task: task,
-            _permit: permit,
             last_used: std::cell::Cell::new(Instant::now()),
         });
         // Requests that raced to open the host's first connection each got
@@ -391,29 +479,20 @@ impl Inner {
             Ok(Ok(response)) => response,
             Ok(Err(mut e)) => {
                 let unsent = e.take_message().is_some();
-                let error = classify(what, e.error(), &self.config);
-                return Err(Failure {
-                    error,
-                    sent: !unsent,
-                });
+                return Err(Failure::before_head(e.error(), unsent, what, &self.config));
             }
-            Err(e) => {
-                return Err(Failure {
-                    error: classify(what, &e, &self.config),
-                    sent: true,
-                })
-            }
+            Err(e) => return Err(Failure::before_head(&e, false, what, &self.config)),
         };
         let (head, mut body) = response.into_parts();
         let data = {
             let max = self.config.max_response_body;
-            let read = collect(&mut body, declared_length(&head), max, what);
+            let read = collect(&mut body, max, what);
             match conn.drive(read).await {
                 Ok(r) => r,
                 Err(e) => Err(classify(what, &e, &self.config)),
             }
         };
-        let data = data.map_err(|error| Failure { error, sent: true })?;
+        let data = data.map_err(Failure::after_head)?;
         // One more poll of the connection lets hyper finish the response
         // and go idle; then it is reusable if it says it is ready.
         let _ = conn.drive(std::future::ready(())).await;
@@ -435,20 +514,12 @@ impl Inner {
         let exchange = async {
             let response = sender.try_send_request(request).await.map_err(|mut e| {
                 let unsent = e.take_message().is_some();
-                Failure {
-                    error: classify(what, e.error(), config),
-                    sent: !unsent,
-                }
+                Failure::before_head(e.error(), unsent, what, config)
             })?;
             let (head, mut body) = response.into_parts();
-            let data = collect(
-                &mut body,
-                declared_length(&head),
-                config.max_response_body,
-                what,
-            )
-            .await
-            .map_err(|error| Failure { error, sent: true })?;
+            let data = collect(&mut body, config.max_response_body, what)
+                .await
+                .map_err(Failure::after_head)?;
             Ok(response_of(head, data))
         };
         let result = self.executor.run(exchange).await;
@@ -462,18 +533,24 @@ impl Inner {
 fn build_request(
     request: &HttpRequest,
     target: &Target,
-    lane: &Lane,
+    h2: bool,
     body: Bytes,
 ) -> Result<http::Request<Body>, Error> {
     let url = &request.url;
     let bad = |e: http::Error| Error::Invalid(format!("{url}: {e}"));
-    let uri = match lane {
-        // HTTP/2 carries scheme and authority as pseudo-headers.
-        Lane::H2(_) => url.as_str().to_owned(),
-        Lane::H1(..) => match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        },
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    // HTTP/2 carries scheme and authority as pseudo-headers.
+    let uri = if h2 {
+        let scheme = if target.tls { "https" } else { "http" };
+        match url.port() {
+            Some(p) => format!("{scheme}://{}:{p}{path}", target.host),
+            None => format!("{scheme}://{}{path}", target.host),
+        }
+    } else {
+        path
     };
     let mut builder = http::Request::builder()
         .method(request.method.as_str())
@@ -484,7 +561,7 @@ fn build_request(
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case(name))
     };
-    if matches!(lane, Lane::H1(..)) && !has("host") {
+    if !h2 && !has("host") {
         let default = if target.tls { 443 } else { 80 };
         let host = match url.port() {
             Some(p) if p != default => format!("{}:{p}", target.host),
@@ -499,7 +576,7 @@ fn build_request(
         );
     }
     for (k, v) in &request.headers {
-        if matches!(lane, Lane::H2(_)) && is_connection_specific(k) {
+        if h2 && is_connection_specific(k) {
             continue;
         }
         // The body's framing is ours: a length that disagrees with the body
@@ -538,23 +615,19 @@ fn is_connection_specific(name: &str) -> bool {
     .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-fn declared_length(head: &http::response::Parts) -> Option<u64> {
-    head.headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Reads the whole body as it arrives, up to `max` bytes.
 async fn collect(
     body: &mut hyper::body::Incoming,
-    declared: Option<u64>,
     max: usize,
     what: &str,
 ) -> Result<Vec<u8>, Error> {
+    // hyper's hint is exact for a declared length, and zero where no body
+    // can follow whatever the header says (HEAD, 204, 304).
+    let hint = body.size_hint();
+    if hint.upper() == Some(0) {
+        return Ok(Vec::new());
+    }
+    let declared = hint.exact();
     let over = |size: String| {
         Error::Limit(format!(
             "{what}: the response body ({size}) exceeds max_response_body ({max} bytes)"

@@ -43,6 +43,12 @@ fn check_fields(opts: &Table, op: &str, url_allowed: bool) -> ApiResult<()> {
 fn parse_url(url: &str) -> ApiResult<url::Url> {
     let bad = |msg: String| ScriptError::new(ErrorKind::Type, format!("http.request: {msg}"));
     let parsed = url::Url::parse(url).map_err(|e| bad(format!("malformed URL '{url}': {e}")))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Never sent, and never echoed in error messages either.
+        return Err(bad(
+            "credentials in the URL are not supported: send an authorization header".into(),
+        ));
+    }
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(bad(format!(
             "malformed URL '{url}': only http:// and https:// URLs with a host"

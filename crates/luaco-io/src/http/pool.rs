@@ -152,18 +152,9 @@ impl<C: Pooled> Pool<C> {
         let state = &mut *guard;
         let now = Instant::now();
         let caps = state.caps;
+        sweep_expired(state, now);
         let host = state.hosts.entry(key.clone()).or_default();
         let mut dropped = 0;
-        // The oldest first: under steady load the newest is always reused,
-        // so expired ones would otherwise stay open at the front for ever.
-        while host
-            .idle
-            .front()
-            .is_some_and(|i| now.duration_since(i.since) >= caps.idle_timeout)
-        {
-            host.idle.pop_front();
-            dropped += 1;
-        }
         while let Some(idle) = host.idle.pop_back() {
             let mut conn = idle.conn;
             if now.duration_since(idle.since) < caps.idle_timeout && conn.usable() {
@@ -218,6 +209,7 @@ impl<C: Pooled> Pool<C> {
             conn,
             since: Instant::now(),
         });
+        sweep_expired(&mut state, Instant::now());
     }
 
     /// A connection to `key` closed (or was never opened).
@@ -258,6 +250,28 @@ impl<C: Pooled> Pool<C> {
     }
 }
 
+/// Closes every idle connection past the idle timeout, of every host
+/// (oldest first in each list), and forgets hosts left with nothing.
+/// Under steady load the newest connection is always the one reused, so
+/// without this the older ones would stay open at the front for ever.
+fn sweep_expired<C>(state: &mut State<C>, now: Instant) {
+    let timeout = state.caps.idle_timeout;
+    let mut closed = 0;
+    state.hosts.retain(|_, host| {
+        while host
+            .idle
+            .front()
+            .is_some_and(|i| now.duration_since(i.since) >= timeout)
+        {
+            host.idle.pop_front();
+            host.open -= 1;
+            closed += 1;
+        }
+        host.open > 0 || !host.idle.is_empty()
+    });
+    state.total -= closed;
+}
+
 /// Closes the oldest idle connection of a host other than `key`.
 fn evict_one<C>(state: &mut State<C>, key: &Key) -> bool {
     let victim = state
@@ -271,6 +285,9 @@ fn evict_one<C>(state: &mut State<C>, key: &Key) -> bool {
         host.idle.pop_front();
         host.open -= 1;
         state.total -= 1;
+        if host.open == 0 && host.idle.is_empty() {
+            state.hosts.remove(&victim);
+        }
     }
     true
 }
@@ -370,7 +387,17 @@ impl<C: Pooled> Drop for CheckoutFuture<C> {
         match granted {
             Some(Grant::Reuse(conn)) => self.pool.put(&self.key, conn),
             Some(Grant::Open) => self.pool.release(&self.key),
-            None => {}
+            None => {
+                // A host entry made only to wait in is not kept.
+                let mut state = self.pool.state.borrow_mut();
+                if state
+                    .hosts
+                    .get(&self.key)
+                    .is_some_and(|h| h.open == 0 && h.idle.is_empty())
+                {
+                    state.hosts.remove(&self.key);
+                }
+            }
         }
     }
 }
@@ -520,6 +547,20 @@ mod tests {
         });
         permit(ready(&p, "a")).give_back(fake(2));
         assert!(matches!(now_or_wait(&p, "a"), Ok(Checkout::Open(_))));
+    }
+
+    #[test]
+    fn expired_idle_connections_of_every_host_close_on_any_checkout() {
+        let p = Pool::new(Caps {
+            per_host: 4,
+            total: 4,
+            idle_timeout: Duration::ZERO,
+        });
+        permit(ready(&p, "a")).give_back(fake(1));
+        permit(ready(&p, "c")).give_back(fake(2));
+        let _b = permit(ready(&p, "b"));
+        assert_eq!((p.open(), p.idle()), (1, 0), "a's and c's idle ones were closed");
+        assert_eq!(p.state.borrow().hosts.len(), 1, "and their hosts forgotten");
     }
 
     #[test]

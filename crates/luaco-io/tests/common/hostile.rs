@@ -270,6 +270,11 @@ fn serve(mut stream: TcpStream, seen: &Seen) {
                 Then::Close
             }
             "/silent" => Then::Hold,
+            // A HEAD answer declares the length a GET would have.
+            "/head_huge" => {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 300000000\r\n\r\n");
+                Then::KeepAlive
+            }
             "/switching" => {
                 let _ = s.write_all(
                     b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n\x81\x05hello",
