@@ -5,6 +5,9 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use luaco::mlua;
@@ -24,7 +27,9 @@ enum Command {
     /// `await` works at top level; the process runs until everything the
     /// script started is done.
     ///
-    /// Exit status: 0 ok; 1 script error or unhandled rejection; 2 usage error.
+    /// Exit status: 0 ok; 1 script error or unhandled rejection; 2 usage
+    /// error; 3 a run-level limit was hit ("instruction limit", "memory
+    /// limit" or "timeout" on stderr).
     Run(RunArgs),
 }
 
@@ -36,6 +41,26 @@ struct RunArgs {
     /// Print task lifecycle events (in per-task spans) on stderr.
     #[arg(long)]
     trace: bool,
+    /// Untrusted mode: only safe globals; no os.execute, io, package
+    /// loading, debug, binary chunks, string.dump, file system or network
+    /// unless allowed.
+    #[arg(long)]
+    sandbox: bool,
+    /// Permit http in sandbox mode.
+    #[arg(long, requires = "sandbox")]
+    allow_net: bool,
+    /// Permit fs.* under DIR only, in sandbox mode (no escape by .. or symlinks).
+    #[arg(long, value_name = "DIR", requires = "sandbox")]
+    allow_fs: Option<PathBuf>,
+    /// VM instruction budget for the whole run, all tasks and coroutines together.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_instructions: Option<u64>,
+    /// Lua heap limit in MiB (default: from the machine's memory).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1 << 40))]
+    max_memory_mb: Option<u64>,
+    /// Wall-clock limit for the whole run, in milliseconds.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: Option<u64>,
     /// The script to run (`-` reads it from stdin), then its arguments (in
     /// the global `arg`).
     #[arg(
@@ -52,6 +77,8 @@ struct RunArgs {
 #[derive(Default)]
 struct Reporter {
     unhandled: Cell<usize>,
+    /// An unhandled rejection was the heap limit.
+    out_of_memory: Cell<bool>,
 }
 
 impl Observer for Reporter {
@@ -60,6 +87,11 @@ impl Observer for Reporter {
     }
 
     fn unhandled_rejection(&self, error: &ScriptError) {
+        if is_memory_limit(error) {
+            // Reported once, with exit 3, when the run ends.
+            self.out_of_memory.set(true);
+            return;
+        }
         self.unhandled.set(self.unhandled.get() + 1);
         eprintln!("unhandled rejection: {}", describe(error));
     }
@@ -101,16 +133,16 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn run(args: RunArgs) -> ExitCode {
+fn run(mut args: RunArgs) -> ExitCode {
+    let config = match config_of(&args) {
+        Ok(c) => c,
+        Err(message) => return usage_error(&message),
+    };
+    let rest = std::mem::take(&mut args.rest);
     let (source, chunk_name, script_path, script_args) = match args.code {
-        Some(code) => (
-            code,
-            "=(command line)".to_owned(),
-            "-e".to_owned(),
-            args.rest,
-        ),
+        Some(code) => (code, "=(command line)".to_owned(), "-e".to_owned(), rest),
         None => {
-            let mut rest = args.rest.into_iter();
+            let mut rest = rest.into_iter();
             let Some(file) = rest.next() else {
                 return usage_error("missing FILE (or -e CODE)");
             };
@@ -142,7 +174,7 @@ fn run(args: RunArgs) -> ExitCode {
             .without_time()
             .init();
     }
-    match execute(&source, &chunk_name, &script_path, &script_args, args.trace) {
+    match execute(config, &source, &chunk_name, &script_path, &script_args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -151,21 +183,93 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
+/// The runtime's settings from the flags.
+fn config_of(args: &RunArgs) -> Result<Config, String> {
+    let mut config = Config {
+        max_instructions: args.max_instructions,
+        max_execution_time: args.timeout_ms.map(Duration::from_millis),
+        max_memory: Some(match args.max_memory_mb {
+            Some(mb) => usize::try_from(mb << 20).map_err(|_| "--max-memory-mb is too large")?,
+            None => default_heap_limit(),
+        }),
+        ..Config::default()
+    };
+    if args.sandbox {
+        let mut policy = luaco::SandboxPolicy::strict();
+        if args.allow_net {
+            policy = policy.with_net();
+        }
+        if let Some(dir) = &args.allow_fs {
+            if !dir.is_dir() {
+                return Err(format!("--allow-fs {}: not a directory", dir.display()));
+            }
+            policy = policy.with_fs_root(dir);
+        }
+        config.sandbox = Some(policy);
+    }
+    Ok(config)
+}
+
+/// Three quarters of the smallest of physical memory, the cgroup's limit
+/// and half the address-space limit, so that running out is a Lua memory
+/// error (exit 3 "memory limit"), never an abort in the allocator.
+fn default_heap_limit() -> usize {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let meminfo = read("/proc/meminfo");
+    let physical = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kib| kib << 10);
+    let cgroup = read("/sys/fs/cgroup/memory.max").trim().parse::<u64>().ok();
+    let address_space = read("/proc/self/limits")
+        .lines()
+        .find(|l| l.starts_with("Max address space"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+        .map(|bytes| bytes / 2);
+    let smallest = [physical, cgroup, address_space]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(8 << 30);
+    usize::try_from(smallest / 4 * 3).unwrap_or(usize::MAX)
+}
+
+/// The limit a failed run hit, for exit 3: a run-level limit from the
+/// guard, or the heap limit as a Lua memory error.
+fn run_limit(
+    rt: &Runtime,
+    reporter: &Reporter,
+    error: Option<&ScriptError>,
+) -> Option<&'static str> {
+    if let Some(limit) = rt.limit_hit() {
+        return Some(limit.describe());
+    }
+    let memory = reporter.out_of_memory.get() || error.is_some_and(is_memory_limit);
+    memory.then_some("memory limit")
+}
+
+/// A Lua memory error past the heap limit (kind "limit", from the VM).
+fn is_memory_limit(e: &ScriptError) -> bool {
+    e.kind == luaco::ErrorKind::Limit
+        && (e.code.as_deref() == Some("memory") || e.message.starts_with("memory limit"))
+}
+
 fn execute(
+    config: Config,
     source: &str,
     chunk_name: &str,
     script_path: &str,
     script_args: &[String],
-    trace: bool,
 ) -> luaco::Result<ExitCode> {
-    let _ = trace;
-    let rt = Runtime::new(Config::default())?;
-    let reporter = Rc::new(Reporter {
-        unhandled: Cell::new(0),
-    });
+    let sandboxed = config.sandbox.is_some();
+    let timeout = config.max_execution_time;
+    let rt = Runtime::new(config)?;
+    watchdog(rt.limit_signal(), timeout);
+    let reporter = Rc::new(Reporter::default());
     rt.add_observer(reporter.clone());
     let lua = rt.lua();
-    if script_path != "-e" && script_path != "-" {
+    if script_path != "-e" && script_path != "-" && !sandboxed {
         prefer_script_dir(lua, script_path)?;
     }
     let arg = lua.create_table()?;
@@ -173,18 +277,15 @@ fn execute(
     for (i, a) in script_args.iter().enumerate() {
         arg.raw_set(i + 1, a.as_str())?;
     }
-    lua.globals().raw_set("arg", arg)?;
+    rt.globals().raw_set("arg", arg)?;
 
-    let chunk = match lua
-        .load(skip_shebang(source))
-        .set_name(chunk_name)
-        .into_function()
-    {
+    let chunk = match rt.load(skip_shebang(source), chunk_name) {
         Ok(f) => f,
-        Err(e) => {
+        Err(luaco::Error::Lua(e)) => {
             eprintln!("error: {}", syntax_message(&e));
             return Ok(ExitCode::from(1));
         }
+        Err(e) => return Err(e),
     };
     let name = chunk_name.trim_start_matches(['@', '=']);
     let args = script_args
@@ -192,15 +293,32 @@ fn execute(
         .map(|a| lua.create_string(a).map(mlua::Value::String))
         .collect::<mlua::Result<mlua::MultiValue>>()?;
     let main = rt.spawn_function(chunk, args, &ScriptContext::new(name))?;
-    rt.run()?;
+    let ran = rt.run();
     let _ = std::io::stdout().flush();
+    let main_error = match main.result() {
+        Err(luaco::Error::Script(e)) => Some(e),
+        _ => None,
+    };
+    if matches!(ran, Err(luaco::Error::Timeout)) {
+        eprintln!("error: timeout: the run passed its wall-clock limit");
+        return Ok(exit_now(ExitCode::from(3), main, rt));
+    }
+    if let Some(limit) = run_limit(&rt, &reporter, main_error.as_ref()) {
+        let detail = main_error
+            .as_ref()
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| limit.to_owned());
+        eprintln!("error: {limit}: the run was stopped ({detail})");
+        return Ok(exit_now(ExitCode::from(3), main, rt));
+    }
+    ran?;
 
     let mut failed = reporter.unhandled.get() > 0;
     match main.status() {
         PromiseStatus::Resolved | PromiseStatus::Cancelled => {}
         PromiseStatus::Rejected => {
-            if let Err(luaco::Error::Script(e)) = main.result() {
-                eprintln!("error: {}", describe(&e));
+            if let Some(e) = &main_error {
+                eprintln!("error: {}", describe(e));
             }
             failed = true;
         }
@@ -211,15 +329,62 @@ fn execute(
             failed = true;
         }
     }
-    // The process ends now: freeing every Lua object one by one (a full
-    // collection, then `lua_close`) would only delay the exit.
+    Ok(exit_now(
+        if failed {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+        main,
+        rt,
+    ))
+}
+
+/// How long a script may go on after its limit before the watchdog ends
+/// the process: the hook stops it within microseconds, so only a script
+/// that escaped the hook (a loop where Lua runs no hooks, a long C call
+/// such as a backtracking pattern) ever waits this long.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Ends the process with exit 3 if the loop stops answering: a limit was
+/// hit and the run did not end within [`GRACE`], or the wall clock passed
+/// `timeout` plus [`GRACE`].
+fn watchdog(signal: Arc<AtomicU8>, timeout: Option<Duration>) {
+    let start = Instant::now();
+    let spawned = std::thread::Builder::new()
+        .name("luaco-watchdog".into())
+        .spawn(move || {
+            let mut since: Option<Instant> = None;
+            loop {
+                std::thread::sleep(Duration::from_millis(20));
+                let limit = luaco::Limit::from_signal(signal.load(Ordering::SeqCst));
+                if let (Some(_), None) = (limit, since) {
+                    since = Some(Instant::now());
+                }
+                let stuck = since.is_some_and(|t| t.elapsed() > GRACE);
+                let late = timeout.is_some_and(|t| start.elapsed() > t + GRACE);
+                if stuck || late {
+                    let what = match (stuck, limit) {
+                        (true, Some(limit)) => limit.describe(),
+                        _ => "timeout",
+                    };
+                    eprintln!("error: {what}: the script did not stop; ended by the watchdog");
+                    std::process::exit(3);
+                }
+            }
+        });
+    if spawned.is_err() {
+        eprintln!("luaco: cannot start the watchdog thread; limits hold only where hooks run");
+    }
+}
+
+/// The process ends now: freeing every Lua object one by one (a full
+/// collection, then `lua_close`) would only delay the exit, and after a
+/// limit the abandoned tasks must never run again.
+fn exit_now(code: ExitCode, main: luaco::PromiseHandle, rt: Runtime) -> ExitCode {
     std::mem::forget(main);
     std::mem::forget(rt);
-    Ok(if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    code
 }
 
 /// A first line starting with `#` (a shebang) is not Lua: blank it, keeping

@@ -28,6 +28,10 @@ pub enum Error {
     /// `Config::http` that does not parse, say).
     #[error("I/O setup: {0}")]
     Io(#[from] luaco_io::Error),
+    /// A run-level limit ended the run: `code` names it (`"instructions"`,
+    /// `"memory"`; the wall clock is [`Error::Timeout`]).
+    #[error("{0}")]
+    Limit(ScriptError),
     /// `Config::max_execution_time` passed.
     #[error("timeout: the run exceeded its wall-clock limit")]
     Timeout,

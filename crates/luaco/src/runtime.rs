@@ -16,6 +16,7 @@ use luaco_core::{
 use luaco_io::{
     ClientConfig, FileSystem, FsLimits, HttpClient, HyperClient, IoConfig, RealFs, RequestLimits,
 };
+use luaco_sandbox::{Guard, Limit, Limits, SandboxPolicy};
 use luaco_sched::{PumpStats, RunEnd, Scheduler, SchedulerOptions};
 use mlua::{Lua, MultiValue, Value};
 
@@ -57,6 +58,14 @@ pub struct Config {
     /// The file system; `None` means the real one, unconfined
     /// ([`luaco_io::RealFs::confined`] keeps scripts inside a directory).
     pub file_system: Option<Rc<dyn FileSystem>>,
+    /// Run untrusted: scripts get a safe environment of their own (no `os`
+    /// beyond the clock, no `io`, `debug`, `package`, binary chunks or
+    /// `string.dump`) and only what the policy grants (network, a
+    /// directory). `None` (the default): a trusted script with every library.
+    pub sandbox: Option<SandboxPolicy>,
+    /// VM instructions for the whole run, every task and coroutine
+    /// together; past it the run ends with [`Error::Limit`].
+    pub max_instructions: Option<u64>,
     /// The largest file `fs.read` reads, in bytes (default 256 MiB); a larger
     /// one rejects with kind `"limit"` naming the cap.
     pub max_file_read: usize,
@@ -77,6 +86,25 @@ impl Default for Config {
             allow_fs: true,
             file_system: None,
             max_file_read: FsLimits::default().max_read,
+            sandbox: None,
+            max_instructions: None,
+        }
+    }
+}
+
+/// Ends the run when the heap limit makes a task fail unhandled: a run
+/// whose memory ran out cannot be trusted to go on (and its pending timers
+/// would otherwise keep it alive).
+struct MemoryWatch(Guard);
+
+impl Observer for MemoryWatch {
+    fn wants_lifecycle(&self) -> bool {
+        false
+    }
+
+    fn unhandled_rejection(&self, error: &ScriptError) {
+        if error.kind == ErrorKind::Limit && error.message.starts_with("memory limit") {
+            self.0.trip(Limit::Memory);
         }
     }
 }
@@ -164,6 +192,9 @@ pub struct Runtime {
     sched: Scheduler,
     config: Config,
     api: mlua::Table,
+    guard: Guard,
+    /// The sandbox's globals, when [`Config::sandbox`] is set.
+    env: Option<mlua::Table>,
 }
 
 impl fmt::Debug for Runtime {
@@ -178,8 +209,14 @@ impl fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with the standard Lua libraries and luaco's API.
     pub fn new(config: Config) -> Result<Runtime> {
-        let lua = StateBuilder::new()
-            .memory_limit(config.max_memory)
+        // The wall clock is checked by the loop between turns and by the
+        // hook inside a task that never awaits.
+        let guard = Guard::new(Limits {
+            max_instructions: config.max_instructions,
+            timeout: config.max_execution_time,
+        });
+        let lua = guard
+            .state_builder(StateBuilder::new().memory_limit(config.max_memory))
             .build()?;
         let sched = Scheduler::new(
             &lua,
@@ -195,29 +232,50 @@ impl Runtime {
         sched
             .engine()
             .add_observer(Rc::new(TracingObserver::new()) as Rc<dyn Observer>);
-        let http = match (&config.http_client, config.allow_net) {
+        guard.attach(sched.engine());
+        if config.max_memory.is_some() {
+            sched
+                .engine()
+                .add_observer(Rc::new(MemoryWatch(guard.clone())) as Rc<dyn Observer>);
+        }
+        let mut http = match (&config.http_client, config.allow_net) {
             (_, false) => None,
             (Some(client), true) => Some(client.clone()),
             (None, true) => {
                 Some(Rc::new(HyperClient::with_config(config.http.clone())?) as Rc<dyn HttpClient>)
             }
         };
+        let mut fs = config.allow_fs.then(|| {
+            config
+                .file_system
+                .clone()
+                .unwrap_or_else(|| Rc::new(RealFs::new()) as Rc<dyn FileSystem>)
+        });
+        if let Some(policy) = &config.sandbox {
+            http = http.and_then(|client| policy.http(client));
+            fs = match (&policy.fs_root, fs) {
+                (Some(root), Some(_)) => Some(Rc::new(
+                    RealFs::confined(root)
+                        .map_err(|e| luaco_io::Error::io(root.display().to_string(), e))?,
+                ) as Rc<dyn FileSystem>),
+                _ => None,
+            };
+        }
         let io = IoConfig {
             http,
             http_limits: config.request_limits,
-            fs: config.allow_fs.then(|| {
-                config
-                    .file_system
-                    .clone()
-                    .unwrap_or_else(|| Rc::new(RealFs::new()) as Rc<dyn FileSystem>)
-            }),
+            fs,
             fs_limits: FsLimits {
                 max_read: config.max_file_read,
             },
         };
         luaco_io::install(sched.engine(), &lua, io)?;
         let api = sched.engine().api();
-        if config.globals {
+        let env = match &config.sandbox {
+            Some(policy) => Some(luaco_sandbox::safe_environment(&lua, policy, &api)?),
+            None => None,
+        };
+        if config.globals && env.is_none() {
             let globals = lua.globals();
             for pair in api.pairs::<Value, Value>() {
                 let (k, v) = pair?;
@@ -232,6 +290,8 @@ impl Runtime {
             sched,
             config,
             api,
+            guard,
+            env,
         })
     }
 
@@ -265,16 +325,55 @@ impl Runtime {
     /// Compiles `source` and runs it as a task (top-level `await` works).
     /// Returns at once; the task starts on the next [`pump`](Runtime::pump).
     pub fn create_async(&self, source: &str, context: ScriptContext) -> Result<PromiseHandle> {
-        let chunk = self
-            .lua
-            .load(source)
-            .set_name(format!("={}", context.name()))
-            .into_function()?;
+        let chunk = self.load(source, &format!("={}", context.name()))?;
         let mut args = MultiValue::new();
         for a in context.args() {
             args.push_back(Value::String(self.lua.create_string(a)?));
         }
         self.spawn_function(chunk, args, &context)
+    }
+
+    /// Compiles `source` (text only) as a chunk named `chunk_name`, in the
+    /// sandbox's environment when there is one.
+    pub fn load(&self, source: &str, chunk_name: &str) -> Result<mlua::Function> {
+        let chunk = self
+            .lua
+            .load(source)
+            .set_name(chunk_name)
+            .set_mode(mlua::chunk::ChunkMode::Text);
+        let chunk = match &self.env {
+            Some(env) => chunk.set_environment(env.clone()),
+            None => chunk,
+        };
+        Ok(chunk.into_function()?)
+    }
+
+    /// The globals scripts see: the sandbox's own table under
+    /// [`Config::sandbox`], else the state's globals.
+    pub fn globals(&self) -> mlua::Table {
+        self.env.clone().unwrap_or_else(|| self.lua.globals())
+    }
+
+    /// The run-level limit that ended the run, if one did.
+    pub fn limit_hit(&self) -> Option<Limit> {
+        self.guard.tripped()
+    }
+
+    /// A flag another thread can read with [`Limit::from_signal`]: set the
+    /// moment a run-level limit is hit. The CLI's watchdog ends the process
+    /// if the script does not stop soon after (see [`luaco_sandbox::Guard::signal`]).
+    pub fn limit_signal(&self) -> std::sync::Arc<std::sync::atomic::AtomicU8> {
+        self.guard.signal()
+    }
+
+    fn limit_error(&self) -> Option<Error> {
+        match self.guard.tripped()? {
+            Limit::Time => Some(Error::Timeout),
+            limit => Some(Error::Limit(limit.error(match limit {
+                Limit::Instructions => "the run used its VM instruction budget",
+                _ => "the Lua heap is full",
+            }))),
+        }
     }
 
     /// Runs a Lua function as a task with `args`, like [`create_async`](Runtime::create_async).
@@ -307,10 +406,15 @@ impl Runtime {
     /// with [`Error::Timeout`] past [`Config::max_execution_time`].
     pub fn block_on(&self, promise: &PromiseHandle) -> Result<ScriptValue> {
         let deadline = self.config.max_execution_time.map(|d| Instant::now() + d);
-        match self
-            .sched
-            .run_until(|| !promise.promise.is_pending(), deadline)
-        {
+        let guard = &self.guard;
+        let end = self.sched.run_until(
+            || !promise.promise.is_pending() || guard.tripped().is_some(),
+            deadline,
+        );
+        if let Some(e) = self.limit_error() {
+            return Err(e);
+        }
+        match end {
             RunEnd::Done => promise.result(),
             RunEnd::Idle => Err(Error::Stalled),
             RunEnd::DeadlinePassed => Err(Error::Timeout),
@@ -321,7 +425,12 @@ impl Runtime {
     /// and future started has finished.
     pub fn run(&self) -> Result<()> {
         let deadline = self.config.max_execution_time.map(|d| Instant::now() + d);
-        match self.sched.run_until(|| false, deadline) {
+        let guard = &self.guard;
+        let end = self.sched.run_until(|| guard.tripped().is_some(), deadline);
+        if let Some(e) = self.limit_error() {
+            return Err(e);
+        }
+        match end {
             RunEnd::DeadlinePassed => Err(Error::Timeout),
             RunEnd::Done | RunEnd::Idle => Ok(()),
         }

@@ -559,7 +559,11 @@ mod tests {
         permit(ready(&p, "a")).give_back(fake(1));
         permit(ready(&p, "c")).give_back(fake(2));
         let _b = permit(ready(&p, "b"));
-        assert_eq!((p.open(), p.idle()), (1, 0), "a's and c's idle ones were closed");
+        assert_eq!(
+            (p.open(), p.idle()),
+            (1, 0),
+            "a's and c's idle ones were closed"
+        );
         assert_eq!(p.state.borrow().hosts.len(), 1, "and their hosts forgotten");
     }
 

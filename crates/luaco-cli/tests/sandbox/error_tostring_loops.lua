@@ -1,0 +1,3 @@
+-- args: --sandbox --max-instructions 2000000
+-- exit: 3 instruction limit
+error(setmetatable({}, { __tostring = function() while true do end end }))

@@ -1,0 +1,3 @@
+-- args: --sandbox
+-- exit: 1 error
+error(setmetatable({}, { __tostring = function() error("boom") end }))

@@ -1,0 +1,4 @@
+-- args: --sandbox --max-instructions 2000000
+-- exit: 3 instruction limit
+async(function() while true do end end)
+await(sleep(60000))

@@ -1,0 +1,187 @@
+//! The environment an untrusted script runs in: its own globals table with
+//! copies of the safe standard libraries, and nothing that reaches the host.
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+use crate::policy::SandboxPolicy;
+
+/// Base functions that touch only the values given to them.
+const SAFE_BASE: &[&str] = &[
+    "assert",
+    "error",
+    "ipairs",
+    "next",
+    "pairs",
+    "pcall",
+    "print",
+    "rawequal",
+    "rawget",
+    "rawlen",
+    "rawset",
+    "select",
+    "setmetatable",
+    "tonumber",
+    "tostring",
+    "type",
+    "xpcall",
+    "_VERSION",
+];
+
+/// Libraries copied whole: pure functions over their arguments.
+const SAFE_LIBS: &[&str] = &["coroutine", "math", "table", "utf8"];
+
+/// The parts of `os` that only read the clock.
+const SAFE_OS: &[&str] = &["clock", "date", "difftime", "time"];
+
+/// Builds a fresh globals table for one untrusted script: safe base
+/// functions, copies of `string` (without `dump`), `table`, `math`, `utf8`,
+/// `coroutine` and the clock part of `os`; `load` of text chunks only, into
+/// this environment; `collectgarbage("count")` only; `getmetatable` that
+/// keeps the shared string metatable out of reach; and the luaco API from
+/// `api` (whose `http` and `fs` obey the policy through the backends the
+/// host installed). `require("luaco")` returns the API; nothing else loads.
+///
+/// Each call makes new tables, so nothing one script changes (a library
+/// function replaced, a global set) is seen by another.
+pub fn safe_environment(lua: &Lua, policy: &SandboxPolicy, api: &Table) -> mlua::Result<Table> {
+    let _ = policy; // the grants live in the I/O backends; kept for future globals
+    let g = lua.globals();
+    let env = lua.create_table()?;
+    for name in SAFE_BASE {
+        env.raw_set(*name, g.raw_get::<Value>(*name)?)?;
+    }
+    for name in SAFE_LIBS {
+        if let Value::Table(lib) = g.raw_get::<Value>(*name)? {
+            env.raw_set(*name, copy(lua, &lib, &[])?)?;
+        }
+    }
+    if let Value::Table(string) = g.raw_get::<Value>("string")? {
+        env.raw_set("string", copy(lua, &string, &["dump"])?)?;
+        protect_string_metatable(lua)?;
+    }
+    if let Value::Table(os) = g.raw_get::<Value>("os")? {
+        let safe = lua.create_table()?;
+        for name in SAFE_OS {
+            safe.raw_set(*name, os.raw_get::<Value>(*name)?)?;
+        }
+        env.raw_set("os", safe)?;
+    }
+    env.raw_set("getmetatable", getmetatable(lua)?)?;
+    env.raw_set("setmetatable", setmetatable(lua)?)?;
+    env.raw_set("collectgarbage", collectgarbage(lua, &g)?)?;
+    env.raw_set("load", load(lua, &env)?)?;
+    env.raw_set("require", require(lua, api)?)?;
+    for pair in api.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        env.raw_set(k, v)?;
+    }
+    env.raw_set("_G", env.clone())?;
+    Ok(env)
+}
+
+/// A shallow copy of `lib` without `skip`.
+fn copy(lua: &Lua, lib: &Table, skip: &[&str]) -> mlua::Result<Table> {
+    let out = lua.create_table()?;
+    for pair in lib.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        if let Value::String(name) = &k {
+            if skip
+                .iter()
+                .any(|s| name.as_bytes().as_ref() == s.as_bytes())
+            {
+                continue;
+            }
+        }
+        out.raw_set(k, v)?;
+    }
+    Ok(out)
+}
+
+/// Strings share one metatable per Lua state, whose `__index` is the real
+/// `string` table: `__metatable` keeps `getmetatable("")` from handing it
+/// (and through it every script's string methods) to a script.
+fn protect_string_metatable(lua: &Lua) -> mlua::Result<()> {
+    if let Some(mt) = lua.type_metatable::<mlua::LuaString>() {
+        mt.raw_set("__metatable", "string")?;
+    }
+    Ok(())
+}
+
+/// `getmetatable` for scripts: the standard one (which honours
+/// `__metatable`), so the string metatable and the runtime's own
+/// protected metatables stay hidden.
+fn getmetatable(lua: &Lua) -> mlua::Result<Function> {
+    lua.globals().raw_get("getmetatable")
+}
+
+/// `setmetatable` without finalizers: Lua runs `__gc` with hooks off, so
+/// no limit could stop a loop in one. A metatable with `__gc` when it is
+/// set is refused (one given `__gc` later is never a finalizer: Lua marks
+/// objects only at `setmetatable`).
+fn setmetatable(lua: &Lua) -> mlua::Result<Function> {
+    let real: Function = lua.globals().raw_get("setmetatable")?;
+    lua.create_function(move |_, args: MultiValue| {
+        if let Some(Value::Table(mt)) = args.get(1) {
+            if !mt.raw_get::<Value>("__gc")?.is_nil() {
+                return Err(mlua::Error::runtime(
+                    "setmetatable: __gc metamethods are not allowed in the sandbox",
+                ));
+            }
+        }
+        real.call::<MultiValue>(args)
+    })
+}
+
+/// `collectgarbage`: `"count"` (and no argument, a full collection is
+/// refused) — anything that changes the collector's behaviour is the host's.
+fn collectgarbage(lua: &Lua, g: &Table) -> mlua::Result<Function> {
+    let real: Function = g.raw_get("collectgarbage")?;
+    lua.create_function(move |_, args: MultiValue| {
+        let option = match args.front() {
+            Some(Value::String(s)) => s.to_string_lossy(),
+            None | Some(Value::Nil) => "collect".to_owned(),
+            Some(other) => {
+                return Err(mlua::Error::runtime(format!(
+                    "collectgarbage: bad option of type {}",
+                    other.type_name()
+                )))
+            }
+        };
+        match option.as_str() {
+            "count" => real.call::<MultiValue>("count"),
+            other => Err(mlua::Error::runtime(format!(
+                "collectgarbage(\"{other}\") is not allowed in the sandbox (only \"count\")"
+            ))),
+        }
+    })
+}
+
+/// `load(chunk [, name [, mode [, env]]])`: text chunks only; without
+/// `env`, into the sandbox's own environment.
+fn load(lua: &Lua, env: &Table) -> mlua::Result<Function> {
+    let real: Function = lua.globals().raw_get("load")?;
+    let env = env.clone();
+    lua.create_function(move |lua, args: MultiValue| {
+        let mut args: Vec<Value> = args.into_iter().collect();
+        args.resize(4, Value::Nil);
+        // Mode "t": Lua itself refuses binary chunks, from strings and
+        // from reader functions alike, whatever mode the script asked for.
+        args[2] = Value::String(lua.create_string("t")?);
+        if args[3].is_nil() {
+            args[3] = Value::Table(env.clone());
+        }
+        real.call::<MultiValue>(MultiValue::from_iter(args))
+    })
+}
+
+/// `require(name)`: the luaco API only.
+fn require(lua: &Lua, api: &Table) -> mlua::Result<Function> {
+    let api = api.clone();
+    lua.create_function(move |_, name: Value| match &name {
+        Value::String(s) if s.as_bytes().as_ref() == b"luaco" => Ok(Value::Table(api.clone())),
+        other => Err(mlua::Error::runtime(format!(
+            "require: module '{}' is not available in the sandbox (only \"luaco\")",
+            other.to_string().unwrap_or_default()
+        ))),
+    })
+}

@@ -1,0 +1,264 @@
+//! [`Guard`]: run-level limits (an instruction budget over every coroutine,
+//! a wall-clock deadline) enforced from a count hook.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use luaco_core::{Engine, ErrorKind, ScriptError, StateBuilder, Stop};
+use mlua::{HookTriggers, Lua, VmState};
+
+/// How often the hook runs, in VM instructions. Each coroutine's counter
+/// starts at zero, so a script that makes many short coroutines runs up to
+/// this many instructions in each unseen; small enough to keep that slack
+/// within a few percent of a budget, large enough to cost little.
+const EVERY: u32 = 1000;
+
+/// Run-level limits. `None` is no limit. Build with struct-update
+/// syntax, ending with `..Limits::default()`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// VM instructions for the whole run, every task and coroutine together.
+    pub max_instructions: Option<u64>,
+    /// Wall-clock time for the whole run, counted from [`Guard::attach`];
+    /// also stops a task that never awaits.
+    pub timeout: Option<Duration>,
+}
+
+/// Which run-level limit ended a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The instruction budget was spent.
+    Instructions,
+    /// The Lua heap limit was reached.
+    Memory,
+    /// The wall clock passed its limit.
+    Time,
+}
+
+impl Limit {
+    /// The limit a [`Guard::signal`] value stands for.
+    pub fn from_signal(value: u8) -> Option<Limit> {
+        match value {
+            1 => Some(Limit::Instructions),
+            2 => Some(Limit::Memory),
+            3 => Some(Limit::Time),
+            _ => None,
+        }
+    }
+
+    fn signal_value(self) -> u8 {
+        match self {
+            Limit::Instructions => 1,
+            Limit::Memory => 2,
+            Limit::Time => 3,
+        }
+    }
+
+    /// The name SPEC's `runtime.limit` event and `ScriptError::code` use:
+    /// `"instructions"`, `"memory"`, `"time"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::Instructions => "instructions",
+            Limit::Memory => "memory",
+            Limit::Time => "time",
+        }
+    }
+
+    /// What the CLI prints: `"instruction limit"`, `"memory limit"`, `"timeout"`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Limit::Instructions => "instruction limit",
+            Limit::Memory => "memory limit",
+            Limit::Time => "timeout",
+        }
+    }
+
+    /// Reads the limit back from an error made by [`Limit::error`].
+    pub fn of(error: &ScriptError) -> Option<Limit> {
+        if error.kind != ErrorKind::Limit {
+            return None;
+        }
+        match error.code.as_deref() {
+            Some("instructions") => Some(Limit::Instructions),
+            Some("memory") => Some(Limit::Memory),
+            Some("time") => Some(Limit::Time),
+            _ => None,
+        }
+    }
+
+    /// The error a task stopped by this limit rejects with: kind `"limit"`,
+    /// `code` the limit's name.
+    pub fn error(self, detail: &str) -> ScriptError {
+        ScriptError::new(ErrorKind::Limit, format!("{}: {detail}", self.describe()))
+            .with_code(self.name())
+    }
+}
+
+struct State {
+    limits: Limits,
+    /// Instructions left; counts down by [`EVERY`] per hook call.
+    remaining: Cell<i64>,
+    deadline: Cell<Option<Instant>>,
+    engine: OnceCell<Engine>,
+    tripped: Cell<Option<Limit>>,
+    /// The same, for a watchdog on another thread: 0 none, else 1 + the
+    /// limit's index.
+    signal: Arc<AtomicU8>,
+    /// The thread the last stop was attempted in: a second hook call in
+    /// the same thread means Lua could not yield there.
+    tried: RefCell<Option<mlua::Thread>>,
+}
+
+/// Enforces [`Limits`] on one Lua state. Install its hook with
+/// [`Guard::state_builder`] (before any coroutine exists), then give it the
+/// engine with [`Guard::attach`].
+#[derive(Clone)]
+pub struct Guard {
+    state: Rc<State>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("limits", &self.state.limits)
+            .field("tripped", &self.state.tripped.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// A guard for `limits`.
+    pub fn new(limits: Limits) -> Guard {
+        let budget = limits
+            .max_instructions
+            .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        Guard {
+            state: Rc::new(State {
+                limits,
+                remaining: Cell::new(budget),
+                deadline: Cell::new(None),
+                engine: OnceCell::new(),
+                tripped: Cell::new(None),
+                signal: Arc::new(AtomicU8::new(0)),
+                tried: RefCell::new(None),
+            }),
+        }
+    }
+
+    /// True when some limit needs the hook.
+    pub fn is_needed(&self) -> bool {
+        self.state.limits.max_instructions.is_some() || self.state.limits.timeout.is_some()
+    }
+
+    /// `builder` with this guard's count hook installed (when a limit needs it).
+    pub fn state_builder(&self, builder: StateBuilder) -> StateBuilder {
+        if !self.is_needed() {
+            return builder;
+        }
+        let state = self.state.clone();
+        builder.hook(EVERY, Rc::new(move |lua| hook(&state, lua)))
+    }
+
+    /// Connects the guard to the engine whose tasks it stops, and starts
+    /// the wall clock.
+    pub fn attach(&self, engine: &Engine) {
+        let _ = self.state.engine.set(engine.clone());
+        self.state
+            .deadline
+            .set(self.state.limits.timeout.map(|t| Instant::now() + t));
+    }
+
+    /// The limit that was hit, if any.
+    pub fn tripped(&self) -> Option<Limit> {
+        self.state.tripped.get()
+    }
+
+    /// Marks `limit` as hit from outside the hook (the heap limit, a
+    /// deadline seen by the loop): every task stops at its next hook.
+    pub fn trip(&self, limit: Limit) {
+        trip(&self.state, limit);
+    }
+
+    /// A flag another thread can watch: it reads [`Limit::from_signal`]
+    /// of its value. A watchdog uses it to end a process whose script
+    /// escaped the hook (a loop in an `xpcall` message handler, a long C
+    /// call) instead of stopping.
+    pub fn signal(&self) -> Arc<AtomicU8> {
+        self.state.signal.clone()
+    }
+
+    /// Instructions run so far (in steps of the hook's period).
+    pub fn instructions_used(&self) -> u64 {
+        let budget = self.state.limits.max_instructions.unwrap_or(u64::MAX);
+        let left = u64::try_from(self.state.remaining.get().max(0)).unwrap_or(0);
+        budget.saturating_sub(left)
+    }
+}
+
+fn trip(state: &State, limit: Limit) {
+    if state.tripped.get().is_none() {
+        state.tripped.set(Some(limit));
+        state.signal.store(limit.signal_value(), Ordering::SeqCst);
+    }
+}
+
+fn detail(limit: Limit, limits: &Limits) -> String {
+    match limit {
+        Limit::Instructions => format!(
+            "the run used its {} VM instructions",
+            limits.max_instructions.unwrap_or_default()
+        ),
+        Limit::Time => format!(
+            "the run passed its wall-clock limit of {} ms",
+            limits.timeout.map_or(0, |t| t.as_millis())
+        ),
+        Limit::Memory => "the Lua heap is full".to_owned(),
+    }
+}
+
+fn hook(state: &Rc<State>, lua: &Lua) -> mlua::Result<VmState> {
+    let left = state.remaining.get() - i64::from(EVERY);
+    state.remaining.set(left);
+    if state.tripped.get().is_none() {
+        if left <= 0 {
+            trip(state, Limit::Instructions);
+        } else if state.deadline.get().is_some_and(|d| Instant::now() >= d) {
+            trip(state, Limit::Time);
+        }
+    }
+    let Some(limit) = state.tripped.get() else {
+        return Ok(VmState::Continue);
+    };
+    stop(state, lua, limit)
+}
+
+/// Stops the running task for `limit`: first by yielding (the engine then
+/// abandons it); where Lua could not yield, by raising, with this thread's
+/// hook re-armed to every instruction, alternating raise and yield until
+/// the error has unwound to a point that can yield.
+fn stop(state: &Rc<State>, lua: &Lua, limit: Limit) -> mlua::Result<VmState> {
+    let error = limit.error(&detail(limit, &state.limits));
+    let current = lua.current_thread();
+    let retried = state.tried.borrow().as_ref() == Some(&current);
+    if !retried {
+        // mlua yields only where Lua can; if it cannot, the hook runs
+        // again in this same thread and takes the other branch.
+        *state.tried.borrow_mut() = Some(current);
+        if let Some(engine) = state.engine.get() {
+            engine.set_stop_reason(Stop::Limit);
+            engine.set_limit_error(error);
+        }
+        return Ok(VmState::Yield);
+    }
+    *state.tried.borrow_mut() = None;
+    let again = state.clone();
+    let _ = current.set_hook(
+        HookTriggers::new().every_nth_instruction(1),
+        move |lua, _| stop(&again, lua, limit),
+    );
+    Err(mlua::Error::runtime(error.message))
+}

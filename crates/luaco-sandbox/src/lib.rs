@@ -1,0 +1,42 @@
+//! Untrusted scripts for luaco: what a script may reach
+//! ([`SandboxPolicy`], [`safe_environment`]) and how long it may run
+//! ([`Guard`]: an instruction budget and a wall-clock deadline enforced
+//! from a count hook on every coroutine).
+//!
+//! A run-level limit cannot be survived: when the budget is spent the hook
+//! yields the running task, and the engine abandons it (never resumed,
+//! never closed, so no `__close` handler or `pcall` gets another
+//! instruction), rejecting its promise with a `"limit"` error whose `code`
+//! names the limit. Where Lua cannot yield (inside a metamethod or a
+//! `string.gsub` callback) the hook raises instead, at every instruction,
+//! until the script is back where it can be stopped.
+//!
+//! # Examples
+//!
+//! ```
+//! use luaco_sandbox::{Guard, Limits, SandboxPolicy};
+//! use luaco_sched::Scheduler;
+//!
+//! let guard = Guard::new(Limits { max_instructions: Some(100_000), ..Limits::default() });
+//! let lua = guard.state_builder(luaco_core::StateBuilder::new()).build()?;
+//! let sched = Scheduler::new(&lua, Default::default())?;
+//! guard.attach(sched.engine());
+//! let env = luaco_sandbox::safe_environment(&lua, &SandboxPolicy::default(), &sched.engine().api())?;
+//! let spin = lua.load("while true do pcall(function() end) end").set_environment(env).into_function()?;
+//! let p = sched.engine().spawn(spin, (), &luaco_core::ScriptContext::new("spin"))?;
+//! sched.run_until(|| !p.is_pending(), None);
+//! let Some(luaco_core::Outcome::Rejected(reason)) = p.outcome() else { panic!() };
+//! let error = sched.engine().script_error(&reason);
+//! assert_eq!((error.kind, error.code.as_deref()), (luaco_core::ErrorKind::Limit, Some("instructions")));
+//! # Ok::<(), luaco_core::Error>(())
+//! ```
+#![warn(missing_docs, missing_debug_implementations)]
+#![forbid(unsafe_code)]
+
+mod env;
+mod guard;
+mod policy;
+
+pub use env::safe_environment;
+pub use guard::{Guard, Limit, Limits};
+pub use policy::{SandboxPolicy, ScopedHttp};
