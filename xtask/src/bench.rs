@@ -312,7 +312,56 @@ pub(crate) fn bench(args: &[String]) -> Result<()> {
     report_http()?;
     pump_overrun()?;
     workloads(quick)?;
+    hook_cost(quick)?;
     http_processes(quick)
+}
+
+/// The count hook's price on CPU-bound Lua: the same script with no limit,
+/// with an instruction budget it never reaches, and with a time slice too,
+/// alternating, median of the in-script times.
+fn hook_cost(quick: bool) -> Result<()> {
+    let luaco = root().join("target/release/luaco");
+    let (n, rounds) = if quick { ("2", 3) } else { ("5", 5) };
+    let variants: [(&str, &[&str]); 3] = [
+        ("no limits", &[]),
+        (
+            "--max-instructions 10^15",
+            &["--max-instructions", "1000000000000000"],
+        ),
+        (
+            "--max-instructions and --time-slice-ms 10",
+            &[
+                "--max-instructions",
+                "1000000000000000",
+                "--time-slice-ms",
+                "10",
+            ],
+        ),
+    ];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); variants.len()];
+    for _ in 0..rounds {
+        for (i, (_, flags)) in variants.iter().enumerate() {
+            let mut cmd = Command::new(&luaco);
+            cmd.current_dir(root().join("benches/workloads"));
+            cmd.arg("run").args(*flags).args(["cpu.lua", n]);
+            samples[i].push(run_process(cmd)?);
+        }
+    }
+    let base = median_ms(&samples[0])?;
+    println!("\nThe count hook on CPU-bound Lua (benches/workloads/cpu.lua {n}, median of {rounds}, alternating):\n");
+    println!("| run | ms | ratio | target |");
+    println!("|---|---|---|---|");
+    for (i, (name, _)) in variants.iter().enumerate() {
+        let ms = median_ms(&samples[i])?;
+        let r = ms / base;
+        let verdict = match i {
+            0 => "—".to_owned(),
+            _ if r <= 1.3 => "<= 1.3x: met".to_owned(),
+            _ => "<= 1.3x: MISSED".to_owned(),
+        };
+        println!("| {name} | {ms:.1} | {r:.2}x | {verdict} |");
+    }
+    Ok(())
 }
 
 /// A field of a `result` line as a number.

@@ -61,6 +61,9 @@ struct RunArgs {
     /// Wall-clock limit for the whole run, in milliseconds.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: Option<u64>,
+    /// Preempt a task that runs N ms without awaiting.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    time_slice_ms: Option<u64>,
     /// The script to run (`-` reads it from stdin), then its arguments (in
     /// the global `arg`).
     #[arg(
@@ -188,6 +191,7 @@ fn config_of(args: &RunArgs) -> Result<Config, String> {
     let mut config = Config {
         max_instructions: args.max_instructions,
         max_execution_time: args.timeout_ms.map(Duration::from_millis),
+        time_slice: args.time_slice_ms.map(Duration::from_millis),
         max_memory: Some(match args.max_memory_mb {
             Some(mb) => usize::try_from(mb << 20).map_err(|_| "--max-memory-mb is too large")?,
             None => default_heap_limit(),

@@ -298,3 +298,76 @@ fn the_debug_library_is_there_without_sandbox() {
     let out = luaco(&["run", "-e", "print(type(debug), type(debug.getinfo))"]);
     assert_eq!(text(&out.stdout), "table\tfunction\n");
 }
+
+#[test]
+fn a_time_slice_keeps_timers_on_time_beside_a_busy_task() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = script(
+        dir.path(),
+        "busy.lua",
+        r#"
+        local done = false
+        local spins = 0
+        async(function() while not done do spins = spins + 1 end end)
+        local worst = 0
+        for _ = 1, 10 do
+          local t0 = now()
+          await(sleep(20))
+          worst = math.max(worst, now() - t0 - 20)
+        end
+        done = true
+        print(string.format("worst %.1f", worst))
+    "#,
+    );
+    let out = luaco(&[
+        "run",
+        "--time-slice-ms",
+        "5",
+        "--timeout-ms",
+        "30000",
+        &path,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let worst: f64 = stdout
+        .trim()
+        .strip_prefix("worst ")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("output: {stdout}"));
+    // A 5 ms slice: each sleep ends at most a slice or two late; 20x that
+    // for a loaded machine.
+    assert!(
+        worst < 200.0,
+        "a timer fired {worst} ms late beside a busy task"
+    );
+    eprintln!("time slice 5 ms: worst lateness {worst:.1} ms");
+}
+
+#[test]
+fn limit_flags_reject_bad_values_as_usage_errors() {
+    for args in [
+        &["run", "--max-instructions", "0", "-e", "x=1"][..],
+        &["run", "--max-instructions", "lots", "-e", "x=1"],
+        &["run", "--timeout-ms", "-5", "-e", "x=1"],
+        &["run", "--max-memory-mb", "0", "-e", "x=1"],
+        &["run", "--time-slice-ms", "0", "-e", "x=1"],
+        &["run", "--allow-net", "-e", "x=1"],
+        &[
+            "run",
+            "--sandbox",
+            "--allow-fs",
+            "/no/such/dir",
+            "-e",
+            "x=1",
+        ],
+    ] {
+        let out = luaco(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).is_empty(), "{args:?} said nothing");
+    }
+}

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use luaco_core::{Engine, ErrorKind, ScriptError, StateBuilder, Stop};
 use mlua::{HookTriggers, Lua, VmState};
 
+use crate::policy::SandboxPolicy;
+
 /// How often the hook runs, in VM instructions. Each coroutine's counter
 /// starts at zero, so a script that makes many short coroutines runs up to
 /// this many instructions in each unseen; small enough to keep that slack
@@ -25,6 +27,9 @@ pub struct Limits {
     /// Wall-clock time for the whole run, counted from [`Guard::attach`];
     /// also stops a task that never awaits.
     pub timeout: Option<Duration>,
+    /// Preempt a task that runs this long without awaiting: it goes to
+    /// the back of the ready queue, so a busy loop cannot starve the rest.
+    pub time_slice: Option<Duration>,
 }
 
 /// Which run-level limit ended a run.
@@ -98,8 +103,97 @@ impl Limit {
     }
 }
 
+/// One script's own limits, carried in its [`ScriptContext`] policy slot
+/// (`ScriptContext::new("job").with_policy(Rc::new(ContextBudget::new(limits)))`):
+/// every task of that script counts against them, and hitting them stops
+/// that script's tasks only. Needs a guard made with [`Guard::with_contexts`].
+///
+/// [`ScriptContext`]: luaco_core::ScriptContext
+#[derive(Debug)]
+pub struct ContextBudget {
+    limits: Limits,
+    sandbox: Option<SandboxPolicy>,
+    remaining: Cell<i64>,
+    deadline: Option<Instant>,
+    tripped: Cell<Option<Limit>>,
+}
+
+impl ContextBudget {
+    /// A budget of `limits`, its wall clock starting now
+    /// (`time_slice` is the runtime's, not a context's).
+    pub fn new(limits: Limits) -> ContextBudget {
+        ContextBudget {
+            limits,
+            sandbox: None,
+            remaining: Cell::new(budget_of(&limits)),
+            deadline: limits.timeout.map(|t| Instant::now() + t),
+            tripped: Cell::new(None),
+        }
+    }
+
+    /// The same budget for a script that also runs untrusted: its chunk
+    /// gets a safe environment of its own made for `policy` (its I/O is
+    /// still the runtime's backends).
+    pub fn sandboxed(mut self, policy: SandboxPolicy) -> ContextBudget {
+        self.sandbox = Some(policy);
+        self
+    }
+
+    /// The sandbox policy of the script, if it runs untrusted.
+    pub fn sandbox(&self) -> Option<&SandboxPolicy> {
+        self.sandbox.as_ref()
+    }
+
+    /// The limits it was made with.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Time left on its wall clock, if it has one.
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// The limit this script hit, if any.
+    pub fn tripped(&self) -> Option<Limit> {
+        self.tripped.get()
+    }
+
+    /// The error its tasks reject with for `limit`.
+    pub fn error(&self, limit: Limit) -> ScriptError {
+        limit.error(&detail(limit, &self.limits))
+    }
+
+    /// Counts one hook period; the limit hit, if any.
+    fn charge(&self, every: u32) -> Option<Limit> {
+        if let Some(limit) = self.tripped.get() {
+            return Some(limit);
+        }
+        let left = self.remaining.get() - i64::from(every);
+        self.remaining.set(left);
+        let hit = if left <= 0 {
+            Some(Limit::Instructions)
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Some(Limit::Time)
+        } else {
+            None
+        };
+        self.tripped.set(hit);
+        hit
+    }
+}
+
+fn budget_of(limits: &Limits) -> i64 {
+    limits
+        .max_instructions
+        .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 struct State {
     limits: Limits,
+    /// Look for a [`ContextBudget`] in the running task's context.
+    contexts: bool,
     /// Instructions left; counts down by [`EVERY`] per hook call.
     remaining: Cell<i64>,
     deadline: Cell<Option<Instant>>,
@@ -108,6 +202,10 @@ struct State {
     /// The same, for a watchdog on another thread: 0 none, else 1 + the
     /// limit's index.
     signal: Arc<AtomicU8>,
+    /// The engine's record of the running task (`co`, `resumes`).
+    running_task: OnceCell<mlua::Table>,
+    /// The resume the time slice is being measured for, and its start.
+    slice_mark: Cell<(i64, Instant)>,
     /// The thread the last stop was attempted in: a second hook call in
     /// the same thread means Lua could not yield there.
     tried: RefCell<Option<mlua::Thread>>,
@@ -133,17 +231,30 @@ impl std::fmt::Debug for Guard {
 impl Guard {
     /// A guard for `limits`.
     pub fn new(limits: Limits) -> Guard {
-        let budget = limits
-            .max_instructions
-            .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        Self::make(limits, false)
+    }
+
+    /// A guard for `limits` that also enforces each script's own
+    /// [`ContextBudget`]. Its hook runs even when `limits` sets nothing,
+    /// and reads the running task's context at every period (about 1 µs
+    /// per 1,000 instructions).
+    pub fn with_contexts(limits: Limits) -> Guard {
+        Self::make(limits, true)
+    }
+
+    fn make(limits: Limits, contexts: bool) -> Guard {
+        let budget = budget_of(&limits);
         Guard {
             state: Rc::new(State {
                 limits,
+                contexts,
                 remaining: Cell::new(budget),
                 deadline: Cell::new(None),
                 engine: OnceCell::new(),
                 tripped: Cell::new(None),
                 signal: Arc::new(AtomicU8::new(0)),
+                running_task: OnceCell::new(),
+                slice_mark: Cell::new((0, Instant::now())),
                 tried: RefCell::new(None),
             }),
         }
@@ -151,7 +262,11 @@ impl Guard {
 
     /// True when some limit needs the hook.
     pub fn is_needed(&self) -> bool {
-        self.state.limits.max_instructions.is_some() || self.state.limits.timeout.is_some()
+        let l = &self.state.limits;
+        self.state.contexts
+            || l.max_instructions.is_some()
+            || l.timeout.is_some()
+            || l.time_slice.is_some()
     }
 
     /// `builder` with this guard's count hook installed (when a limit needs it).
@@ -167,6 +282,9 @@ impl Guard {
     /// the wall clock.
     pub fn attach(&self, engine: &Engine) {
         let _ = self.state.engine.set(engine.clone());
+        if let Ok(t) = engine.internals().raw_get::<mlua::Table>("running_task") {
+            let _ = self.state.running_task.set(t);
+        }
         self.state
             .deadline
             .set(self.state.limits.timeout.map(|t| Instant::now() + t));
@@ -230,10 +348,59 @@ fn hook(state: &Rc<State>, lua: &Lua) -> mlua::Result<VmState> {
             trip(state, Limit::Time);
         }
     }
-    let Some(limit) = state.tripped.get() else {
+    if let Some(limit) = state.tripped.get() {
+        return stop(state, lua, limit);
+    }
+    if state.contexts {
+        if let Some(r) = context_stop(state, lua) {
+            return r;
+        }
+    }
+    match state.limits.time_slice {
+        Some(slice) => preempt(state, lua, slice),
+        None => Ok(VmState::Continue),
+    }
+}
+
+/// Yields the running task if it has run `slice` since it was resumed, and
+/// only from the task's own coroutine: a yield inside a coroutine the
+/// script made would go to the script's `coroutine.resume`, so there the
+/// task waits for the next hook back in its own.
+fn preempt(state: &State, lua: &Lua, slice: Duration) -> mlua::Result<VmState> {
+    let Some(running) = state.running_task.get() else {
         return Ok(VmState::Continue);
     };
-    stop(state, lua, limit)
+    let resumes: i64 = running.raw_get("resumes")?;
+    let now = Instant::now();
+    let (seen, since) = state.slice_mark.get();
+    if seen != resumes {
+        state.slice_mark.set((resumes, now));
+        return Ok(VmState::Continue);
+    }
+    if now.duration_since(since) < slice {
+        return Ok(VmState::Continue);
+    }
+    let own = match running.raw_get::<mlua::Value>("co")? {
+        mlua::Value::Thread(co) => co == lua.current_thread(),
+        _ => false,
+    };
+    if !own {
+        return Ok(VmState::Continue);
+    }
+    if let Some(engine) = state.engine.get() {
+        engine.set_stop_reason(Stop::Preempted);
+    }
+    Ok(VmState::Yield)
+}
+
+/// Charges the running task's own [`ContextBudget`], and stops the task
+/// when its script is over budget.
+fn context_stop(state: &Rc<State>, lua: &Lua) -> Option<mlua::Result<VmState>> {
+    let context = state.engine.get()?.current_context()?;
+    let budget = context.policy::<ContextBudget>()?;
+    let limit = budget.charge(EVERY)?;
+    let error = budget.error(limit);
+    Some(stop_with(state, lua, error))
 }
 
 /// Stops the running task for `limit`: first by yielding (the engine then
@@ -241,7 +408,10 @@ fn hook(state: &Rc<State>, lua: &Lua) -> mlua::Result<VmState> {
 /// hook re-armed to every instruction, alternating raise and yield until
 /// the error has unwound to a point that can yield.
 fn stop(state: &Rc<State>, lua: &Lua, limit: Limit) -> mlua::Result<VmState> {
-    let error = limit.error(&detail(limit, &state.limits));
+    stop_with(state, lua, limit.error(&detail(limit, &state.limits)))
+}
+
+fn stop_with(state: &Rc<State>, lua: &Lua, error: ScriptError) -> mlua::Result<VmState> {
     let current = lua.current_thread();
     let retried = state.tried.borrow().as_ref() == Some(&current);
     if !retried {
@@ -256,9 +426,10 @@ fn stop(state: &Rc<State>, lua: &Lua, limit: Limit) -> mlua::Result<VmState> {
     }
     *state.tried.borrow_mut() = None;
     let again = state.clone();
+    let retry = error.clone();
     let _ = current.set_hook(
         HookTriggers::new().every_nth_instruction(1),
-        move |lua, _| stop(&again, lua, limit),
+        move |lua, _| stop_with(&again, lua, retry.clone()),
     );
     Err(mlua::Error::runtime(error.message))
 }

@@ -38,5 +38,5 @@ mod guard;
 mod policy;
 
 pub use env::safe_environment;
-pub use guard::{Guard, Limit, Limits};
+pub use guard::{ContextBudget, Guard, Limit, Limits};
 pub use policy::{SandboxPolicy, ScopedHttp};

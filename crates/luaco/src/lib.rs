@@ -6,7 +6,7 @@ mod error;
 mod runtime;
 
 pub use error::{Error, Result};
-pub use luaco_sandbox::{Limit, SandboxPolicy};
+pub use luaco_sandbox::{ContextBudget, Limit, Limits, SandboxPolicy};
 pub use runtime::{Config, PromiseHandle, RejectionLog, Runtime, TracingObserver};
 
 #[doc(inline)]

@@ -16,7 +16,7 @@ use luaco_core::{
 use luaco_io::{
     ClientConfig, FileSystem, FsLimits, HttpClient, HyperClient, IoConfig, RealFs, RequestLimits,
 };
-use luaco_sandbox::{Guard, Limit, Limits, SandboxPolicy};
+use luaco_sandbox::{ContextBudget, Guard, Limit, Limits, SandboxPolicy};
 use luaco_sched::{PumpStats, RunEnd, Scheduler, SchedulerOptions};
 use mlua::{Lua, MultiValue, Value};
 
@@ -66,6 +66,14 @@ pub struct Config {
     /// VM instructions for the whole run, every task and coroutine
     /// together; past it the run ends with [`Error::Limit`].
     pub max_instructions: Option<u64>,
+    /// Scripts may carry limits of their own: a
+    /// [`ContextBudget`](luaco_sandbox::ContextBudget) in their
+    /// `ScriptContext` policy counts every task of that script, and
+    /// hitting it stops that script only. Turns the count hook on.
+    pub context_limits: bool,
+    /// Preempt a task that runs this long without awaiting (it goes to the
+    /// back of the ready queue), so one busy loop cannot starve the others.
+    pub time_slice: Option<Duration>,
     /// The largest file `fs.read` reads, in bytes (default 256 MiB); a larger
     /// one rejects with kind `"limit"` naming the cap.
     pub max_file_read: usize,
@@ -88,6 +96,8 @@ impl Default for Config {
             max_file_read: FsLimits::default().max_read,
             sandbox: None,
             max_instructions: None,
+            time_slice: None,
+            context_limits: false,
         }
     }
 }
@@ -211,10 +221,16 @@ impl Runtime {
     pub fn new(config: Config) -> Result<Runtime> {
         // The wall clock is checked by the loop between turns and by the
         // hook inside a task that never awaits.
-        let guard = Guard::new(Limits {
+        let limits = Limits {
             max_instructions: config.max_instructions,
             timeout: config.max_execution_time,
-        });
+            time_slice: config.time_slice,
+        };
+        let guard = if config.context_limits {
+            Guard::with_contexts(limits)
+        } else {
+            Guard::new(limits)
+        };
         let lua = guard
             .state_builder(StateBuilder::new().memory_limit(config.max_memory))
             .build()?;
@@ -325,7 +341,20 @@ impl Runtime {
     /// Compiles `source` and runs it as a task (top-level `await` works).
     /// Returns at once; the task starts on the next [`pump`](Runtime::pump).
     pub fn create_async(&self, source: &str, context: ScriptContext) -> Result<PromiseHandle> {
-        let chunk = self.load(source, &format!("={}", context.name()))?;
+        let name = format!("={}", context.name());
+        let chunk = match context.policy::<ContextBudget>().and_then(|b| b.sandbox()) {
+            // An untrusted script of a trusted host: globals of its own.
+            Some(policy) => {
+                let env = luaco_sandbox::safe_environment(&self.lua, policy, &self.api)?;
+                self.lua
+                    .load(source)
+                    .set_name(name)
+                    .set_mode(mlua::chunk::ChunkMode::Text)
+                    .set_environment(env)
+                    .into_function()?
+            }
+            None => self.load(source, &name)?,
+        };
         let mut args = MultiValue::new();
         for a in context.args() {
             args.push_back(Value::String(self.lua.create_string(a)?));
@@ -384,7 +413,25 @@ impl Runtime {
         context: &ScriptContext,
     ) -> Result<PromiseHandle> {
         let promise = self.engine().spawn(function, args, context)?;
-        Ok(self.handle(promise))
+        match context.policy::<ContextBudget>() {
+            // A script's own wall clock also ends it while it sleeps, when
+            // no hook runs: its promise rejects with the limit and the task
+            // is cancelled (any code it runs then meets the spent budget).
+            Some(budget) if budget.limits().timeout.is_some() => {
+                let left = budget.time_left().unwrap_or_default();
+                let error = self.engine().error_object(&budget.error(Limit::Time))?;
+                let timeout_with: mlua::Function =
+                    self.engine().internals().raw_get("timeout_with")?;
+                let raced: Value =
+                    timeout_with.call((promise.to_lua()?, left.as_secs_f64() * 1000.0, error))?;
+                let raced = self
+                    .engine()
+                    .promise_from_value(&raced)
+                    .ok_or_else(|| Error::Conversion("timeout_with returned no promise".into()))?;
+                Ok(self.handle(raced))
+            }
+            _ => Ok(self.handle(promise)),
+        }
     }
 
     fn handle(&self, promise: Promise) -> PromiseHandle {

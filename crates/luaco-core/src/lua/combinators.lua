@@ -141,10 +141,12 @@ local function ms_text(ms)
   return ("%g"):format(ms)
 end
 
--- timeout_with(p, ms, message): settles like p if p settles within ms, else
--- rejects with kind "timeout" saying message and cancels p. Cancelling the
--- result stops the timer only. Rust callers (HTTP) give their own message.
-local function timeout_with(p, ms, message)
+-- timeout_with(p, ms, reason): settles like p if p settles within ms, else
+-- rejects and cancels p. Cancelling the result stops the timer only. The
+-- rejection is `reason` itself when it is an error object (the sandbox's
+-- wall-clock limit), else kind "timeout" saying `reason`. Rust callers
+-- (HTTP, the sandbox) give their own.
+local function timeout_with(p, ms, reason)
   if not is_promise(p) then
     local r = new_promise()
     core.resolve(r, p)
@@ -154,7 +156,9 @@ local function timeout_with(p, ms, message)
   local d = new_promise(timer)
   add_waiter(timer, function(t)
     if t[ST] == RESOLVED and d[ST] == PENDING then
-      settle(d, REJECTED, new_error("timeout", message))
+      local err = reason
+      if type(reason) ~= "table" then err = new_error("timeout", reason) end
+      settle(d, REJECTED, err)
       cancel(p)
     end
   end)

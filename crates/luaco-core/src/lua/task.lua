@@ -42,7 +42,9 @@ local STOP_YIELD, STOP_PREEMPTED, STOP_LIMIT = 1, 2, 3
 local cur_task = nil
 -- The running task's coroutine, shared with await.lua (a table field is
 -- cheaper to read there than a function to call).
-local running_task = { co = false }
+-- `resumes` counts every resume, so a time-slice hook can tell a task that
+-- just resumed from one that has been running since it last looked.
+local running_task = { co = false, resumes = 0 }
 core.running_task = running_task
 function core.current() return cur_task end
 
@@ -386,6 +388,7 @@ local function step(t)
   local started = observed and clock()
   cur_task = t
   running_task.co = co
+  running_task.resumes = running_task.resumes + 1
   local ok, a, b, c
   if arg then ok, a, b, c = co_resume(co, arg) else ok, a, b, c = co_resume(co) end
   cur_task = nil

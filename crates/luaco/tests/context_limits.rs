@@ -1,0 +1,82 @@
+//! One runtime, four scripts with their own limits in their contexts: the
+//! trusted one completes, each of the others fails with its own limit, and
+//! the runtime then runs a fresh script normally.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use luaco::{
+    Config, ContextBudget, ErrorKind, Limits, Runtime, SandboxPolicy, ScriptContext, ScriptValue,
+};
+
+fn budget(limits: Limits) -> ScriptContext {
+    ScriptContext::new("untrusted").with_policy(Rc::new(
+        ContextBudget::new(limits).sandboxed(SandboxPolicy::strict()),
+    ))
+}
+
+#[test]
+fn each_script_stops_at_its_own_limit_and_the_rest_go_on() -> luaco::Result<()> {
+    let rt = Runtime::new(Config {
+        context_limits: true,
+        // A backstop, so a broken budget fails the test instead of hanging it.
+        max_execution_time: Some(Duration::from_secs(60)),
+        ..Config::default()
+    })?;
+    let trusted = rt.create_async(
+        r#"
+        local sum = 0
+        for i = 1, 10 do await(sleep(5)); sum = sum + i end
+        return sum
+    "#,
+        ScriptContext::new("trusted"),
+    )?;
+    let spinner = rt.create_async(
+        "while true do pcall(function() while true do end end) end",
+        budget(Limits {
+            max_instructions: Some(5_000_000),
+            ..Limits::default()
+        }),
+    )?;
+    let clock_spinner = rt.create_async(
+        "while true do end",
+        budget(Limits {
+            timeout: Some(Duration::from_millis(100)),
+            ..Limits::default()
+        }),
+    )?;
+    let sleeper = rt.create_async(
+        "await(sleep(60000)) return 'woke'",
+        budget(Limits {
+            timeout: Some(Duration::from_millis(150)),
+            ..Limits::default()
+        }),
+    )?;
+    let started = Instant::now();
+    assert_eq!(rt.block_on(&trusted)?, ScriptValue::Integer(55));
+    for (p, code) in [
+        (&spinner, "instructions"),
+        (&clock_spinner, "time"),
+        (&sleeper, "time"),
+    ] {
+        match rt.block_on(p) {
+            Err(luaco::Error::Script(e)) => {
+                assert_eq!(e.kind, ErrorKind::Limit, "{e:?}");
+                assert_eq!(e.code.as_deref(), Some(code), "{e:?}");
+            }
+            other => panic!("wanted a {code} limit, got {other:?}"),
+        }
+    }
+    // Bounded: ten times the longest limit.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    // The untrusted scripts had safe globals only; the runtime goes on.
+    let probe = rt.create_async("return os.execute == nil", budget(Limits::default()))?;
+    assert_eq!(rt.block_on(&probe)?, ScriptValue::Boolean(true));
+    let fresh = rt.create_async("await(sleep(1)) return 'fine'", ScriptContext::new("next"))?;
+    assert_eq!(rt.block_on(&fresh)?, ScriptValue::String("fine".into()));
+    Ok(())
+}
