@@ -206,6 +206,8 @@ struct State {
     running_task: OnceCell<mlua::Table>,
     /// The resume the time slice is being measured for, and its start.
     slice_mark: Cell<(i64, Instant)>,
+    /// The thread given a hook after it caught a heap-limit error.
+    memory_hooked: RefCell<Option<mlua::Thread>>,
     /// The thread the last stop was attempted in: a second hook call in
     /// the same thread means Lua could not yield there.
     tried: RefCell<Option<mlua::Thread>>,
@@ -256,6 +258,7 @@ impl Guard {
                 running_task: OnceCell::new(),
                 slice_mark: Cell::new((0, Instant::now())),
                 tried: RefCell::new(None),
+                memory_hooked: RefCell::new(None),
             }),
         }
     }
@@ -432,4 +435,71 @@ fn stop_with(state: &Rc<State>, lua: &Lua, error: ScriptError) -> mlua::Result<V
         move |lua, _| stop_with(&again, lua, retry.clone()),
     );
     Err(mlua::Error::runtime(error.message))
+}
+
+/// Wraps `pcall`, `xpcall` and `coroutine.resume` in `env` so that a
+/// heap-limit error they catch ends the run all the same: the guard trips
+/// [`Limit::Memory`] and every task stops at its next hook. The wrappers
+/// are Lua functions, so `pcall(await, p)` still yields.
+const HARDEN: &str = r#"
+local env, trip = ...
+local real_pcall, real_xpcall = env.pcall, env.xpcall
+local co = env.coroutine
+local real_resume = co and co.resume
+local type, rawget, sub = type, rawget, string.sub
+-- Lua's own message for a failed allocation, or the runtime's error object
+-- for one (kind "limit", "memory limit: ...").
+local function is_memory(e)
+  if e == "not enough memory" then return true end
+  if type(e) == "table" and rawget(e, "kind") == "limit" then
+    local m = rawget(e, "message")
+    return type(m) == "string" and sub(m, 1, 12) == "memory limit"
+  end
+  return false
+end
+local function check(ok, e, ...)
+  if not ok and is_memory(e) then trip() end
+  return ok, e, ...
+end
+env.pcall = function(f, ...) return check(real_pcall(f, ...)) end
+-- Lua calls no message handler for a memory error: the result is checked
+-- too.
+env.xpcall = function(f, handler, ...)
+  return check(real_xpcall(f, function(e)
+    if is_memory(e) then trip() end
+    return handler(e)
+  end, ...))
+end
+if real_resume then
+  co.resume = function(c, ...) return check(real_resume(c, ...)) end
+end
+"#;
+
+impl Guard {
+    /// Makes a heap-limit error that `env`'s scripts catch (with `pcall`,
+    /// `xpcall` or `coroutine.resume`) end the run anyway, as SPEC's
+    /// run-level limits do: they may observe it, not survive it.
+    pub fn harden(&self, lua: &Lua, env: &mlua::Table) -> mlua::Result<()> {
+        let state = self.state.clone();
+        let trip_memory = lua.create_function(move |lua, ()| {
+            trip(&state, Limit::Memory);
+            // The run may have no count hook (a memory limit alone needs
+            // none): give the thread that caught the error one, so it
+            // stops soon; the loop ends the rest at the next turn. Once per
+            // thread: setting a hook restarts its count.
+            let current = lua.current_thread();
+            if state.memory_hooked.borrow().as_ref() != Some(&current) {
+                let again = state.clone();
+                let _ = current.set_hook(
+                    HookTriggers::new().every_nth_instruction(EVERY),
+                    move |lua, _| stop(&again, lua, Limit::Memory),
+                );
+                *state.memory_hooked.borrow_mut() = Some(current);
+            }
+            Ok(())
+        })?;
+        lua.load(HARDEN)
+            .set_name("=luaco/harden")
+            .call::<()>((env.clone(), trip_memory))
+    }
 }

@@ -291,6 +291,11 @@ impl Runtime {
             Some(policy) => Some(luaco_sandbox::safe_environment(&lua, policy, &api)?),
             None => None,
         };
+        if config.max_memory.is_some() {
+            // A heap-limit error a script catches still ends the run.
+            let scripts = env.clone().unwrap_or_else(|| lua.globals());
+            guard.harden(&lua, &scripts)?;
+        }
         if config.globals && env.is_none() {
             let globals = lua.globals();
             for pair in api.pairs::<Value, Value>() {
