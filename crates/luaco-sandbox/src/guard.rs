@@ -293,6 +293,22 @@ impl Guard {
             .set(self.state.limits.timeout.map(|t| Instant::now() + t));
     }
 
+    /// Starts the wall clock again, for a host that runs one call at a
+    /// time under [`Limits::timeout`]: the deadline counts from now, and a
+    /// previous call's time limit no longer stops anything (its tasks were
+    /// abandoned). An instruction or memory limit stays hit.
+    pub fn restart_clock(&self) {
+        let state = &self.state;
+        if state.tripped.get() == Some(Limit::Time) {
+            state.tripped.set(None);
+            state.signal.store(0, Ordering::SeqCst);
+            *state.tried.borrow_mut() = None;
+        }
+        state
+            .deadline
+            .set(state.limits.timeout.map(|t| Instant::now() + t));
+    }
+
     /// The limit that was hit, if any.
     pub fn tripped(&self) -> Option<Limit> {
         self.state.tripped.get()

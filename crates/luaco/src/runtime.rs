@@ -31,7 +31,9 @@ use crate::error::{Error, Result};
 pub struct Config {
     /// Finished coroutines kept for reuse by new tasks.
     pub pool_size: usize,
-    /// Wall-clock limit for [`Runtime::block_on`] and [`Runtime::run`].
+    /// Wall-clock limit for each [`Runtime::block_on`] and [`Runtime::run`]
+    /// call. It also stops a task that never awaits, from the count hook it
+    /// turns on (CPU-bound Lua then runs about 2x slower; see BENCHMARKS.md).
     pub max_execution_time: Option<Duration>,
     /// Lua heap limit in bytes; an allocation past it fails with a
     /// `"limit"` error in the script.
@@ -457,6 +459,9 @@ impl Runtime {
     /// Fails with [`Error::Stalled`] if nothing left could settle it, and
     /// with [`Error::Timeout`] past [`Config::max_execution_time`].
     pub fn block_on(&self, promise: &PromiseHandle) -> Result<ScriptValue> {
+        // The wall clock is per call, as it always was for the loop; the
+        // hook enforces the same deadline inside a task that never awaits.
+        self.guard.restart_clock();
         let deadline = self.config.max_execution_time.map(|d| Instant::now() + d);
         let guard = &self.guard;
         let end = self.sched.run_until(
@@ -476,6 +481,7 @@ impl Runtime {
     /// Runs the loop until nothing is ready or pending: every task, timer
     /// and future started has finished.
     pub fn run(&self) -> Result<()> {
+        self.guard.restart_clock();
         let deadline = self.config.max_execution_time.map(|d| Instant::now() + d);
         let guard = &self.guard;
         let end = self.sched.run_until(|| guard.tripped().is_some(), deadline);

@@ -80,3 +80,24 @@ fn each_script_stops_at_its_own_limit_and_the_rest_go_on() -> luaco::Result<()> 
     assert_eq!(rt.block_on(&fresh)?, ScriptValue::String("fine".into()));
     Ok(())
 }
+
+#[test]
+fn max_execution_time_stops_a_spinning_script_and_the_runtime_goes_on() -> luaco::Result<()> {
+    let rt = Runtime::new(Config {
+        max_execution_time: Some(Duration::from_millis(200)),
+        ..Config::default()
+    })?;
+    let spin = rt.create_async("while true do end", ScriptContext::new("spin"))?;
+    let started = Instant::now();
+    assert!(matches!(rt.block_on(&spin), Err(luaco::Error::Timeout)));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The clock is per call: later calls get their own 200 ms.
+    std::thread::sleep(Duration::from_millis(300));
+    let next = rt.create_async("await(sleep(1)) return 'next'", ScriptContext::new("next"))?;
+    assert_eq!(rt.block_on(&next)?, ScriptValue::String("next".into()));
+    Ok(())
+}
