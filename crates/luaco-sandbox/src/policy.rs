@@ -110,3 +110,45 @@ impl HttpClient for ScopedHttp {
         self.inner.send(request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use luaco_io::MockHttp;
+
+    fn get(client: &dyn HttpClient, url: &str) -> Result<HttpResponse, Error> {
+        let url = url::Url::parse(url).expect("url");
+        futures_lite::future::block_on(client.send(HttpRequest::get(url)))
+    }
+
+    #[test]
+    fn the_network_grant_and_its_allow_list_are_enforced() {
+        let inner: Rc<dyn HttpClient> = Rc::new(
+            MockHttp::new()
+                .route("GET", "http://127.0.0.1:8080/a", 200, "a")
+                .route("GET", "http://127.0.0.1:9090/b", 200, "b"),
+        );
+        assert!(SandboxPolicy::strict().http(inner.clone()).is_none());
+        let any = SandboxPolicy::strict()
+            .with_net()
+            .http(inner.clone())
+            .expect("net");
+        assert_eq!(get(&*any, "http://127.0.0.1:9090/b").expect("b").body, b"b");
+
+        let scoped = SandboxPolicy::strict()
+            .with_net_to(["127.0.0.1:8080"])
+            .http(inner)
+            .expect("net");
+        assert_eq!(
+            get(&*scoped, "http://127.0.0.1:8080/a").expect("a").body,
+            b"a"
+        );
+        // host:port as written: another port, or a name for the same address, is not it.
+        for url in ["http://127.0.0.1:9090/b", "http://localhost:8080/a"] {
+            match get(&*scoped, url) {
+                Err(Error::Permission(m)) => assert!(m.contains("allow-list"), "{m}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+}
