@@ -190,7 +190,7 @@ fn thirty_huge_declared_bodies_cost_no_memory_up_front() {
         &server,
         RequestLimits::default(),
     );
-    let before = rss_kib();
+    let before = common::rss_kib();
     env.run_ok(
         "huge",
         r#"
@@ -203,7 +203,7 @@ fn thirty_huge_declared_bodies_cost_no_memory_up_front() {
         return "ok"
     "#,
     );
-    let grown = rss_kib().saturating_sub(before);
+    let grown = common::rss_kib().saturating_sub(before);
     assert!(grown < 64 << 10, "RSS grew by {grown} KiB");
 }
 
@@ -216,16 +216,4 @@ fn wait(check: impl Fn() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(10));
     }
     check()
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        })
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }

@@ -17,16 +17,6 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn five_thousand_concurrent_gets_stay_within_the_connection_caps() {
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
@@ -109,7 +99,7 @@ fn batches_of_requests_keep_memory_flat() {
     let record = env
         .lua
         .create_function(move |_, ()| {
-            r.borrow_mut().push(rss_kib());
+            r.borrow_mut().push(common::rss_kib());
             Ok(())
         })
         .expect("record");

@@ -3,12 +3,11 @@
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
-use crate::policy::SandboxPolicy;
-
 /// Base functions that touch only the values given to them.
 const SAFE_BASE: &[&str] = &[
     "assert",
     "error",
+    "getmetatable",
     "ipairs",
     "next",
     "pairs",
@@ -19,7 +18,6 @@ const SAFE_BASE: &[&str] = &[
     "rawlen",
     "rawset",
     "select",
-    "setmetatable",
     "tonumber",
     "tostring",
     "type",
@@ -36,15 +34,16 @@ const SAFE_OS: &[&str] = &["clock", "date", "difftime", "time"];
 /// Builds a fresh globals table for one untrusted script: safe base
 /// functions, copies of `string` (without `dump`), `table`, `math`, `utf8`,
 /// `coroutine` and the clock part of `os`; `load` of text chunks only, into
-/// this environment; `collectgarbage("count")` only; `getmetatable` that
-/// keeps the shared string metatable out of reach; and the luaco API from
-/// `api` (whose `http` and `fs` obey the policy through the backends the
-/// host installed). `require("luaco")` returns the API; nothing else loads.
+/// this environment; `collectgarbage("count")` only; `setmetatable`
+/// without `__gc`; the shared string metatable out of `getmetatable`'s
+/// reach; and the luaco API from `api`, whose `http` and `fs` obey the
+/// [`SandboxPolicy`](crate::SandboxPolicy) through the backends the host
+/// installed for it ([`SandboxPolicy::http`](crate::SandboxPolicy::http),
+/// a confined [`RealFs`](luaco_io::RealFs)). `require("luaco")` returns the API; nothing else loads.
 ///
 /// Each call makes new tables, so nothing one script changes (a library
 /// function replaced, a global set) is seen by another.
-pub fn safe_environment(lua: &Lua, policy: &SandboxPolicy, api: &Table) -> mlua::Result<Table> {
-    let _ = policy; // the grants live in the I/O backends; kept for future globals
+pub fn safe_environment(lua: &Lua, api: &Table) -> mlua::Result<Table> {
     let g = lua.globals();
     let env = lua.create_table()?;
     for name in SAFE_BASE {
@@ -66,7 +65,6 @@ pub fn safe_environment(lua: &Lua, policy: &SandboxPolicy, api: &Table) -> mlua:
         }
         env.raw_set("os", safe)?;
     }
-    env.raw_set("getmetatable", getmetatable(lua)?)?;
     env.raw_set("setmetatable", setmetatable(lua)?)?;
     env.raw_set("collectgarbage", collectgarbage(lua, &g)?)?;
     env.raw_set("load", load(lua, &env)?)?;
@@ -105,13 +103,6 @@ fn protect_string_metatable(lua: &Lua) -> mlua::Result<()> {
         mt.raw_set("__metatable", "string")?;
     }
     Ok(())
-}
-
-/// `getmetatable` for scripts: the standard one (which honours
-/// `__metatable`), so the string metatable and the runtime's own
-/// protected metatables stay hidden.
-fn getmetatable(lua: &Lua) -> mlua::Result<Function> {
-    lua.globals().raw_get("getmetatable")
 }
 
 /// `setmetatable` without finalizers: Lua runs `__gc` with hooks off, so

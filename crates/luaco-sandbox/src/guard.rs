@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use luaco_core::{Engine, ErrorKind, ScriptError, StateBuilder, Stop};
 use mlua::{HookTriggers, Lua, VmState};
 
-use crate::policy::SandboxPolicy;
-
 /// How often the hook runs, in VM instructions. Each coroutine's counter
 /// starts at zero, so a script that makes many short coroutines runs up to
 /// this many instructions in each unseen; small enough to keep that slack
@@ -112,7 +110,7 @@ impl Limit {
 #[derive(Debug)]
 pub struct ContextBudget {
     limits: Limits,
-    sandbox: Option<SandboxPolicy>,
+    untrusted: bool,
     remaining: Cell<i64>,
     deadline: Option<Instant>,
     tripped: Cell<Option<Limit>>,
@@ -124,7 +122,7 @@ impl ContextBudget {
     pub fn new(limits: Limits) -> ContextBudget {
         ContextBudget {
             limits,
-            sandbox: None,
+            untrusted: false,
             remaining: Cell::new(budget_of(&limits)),
             deadline: limits.timeout.map(|t| Instant::now() + t),
             tripped: Cell::new(None),
@@ -132,16 +130,16 @@ impl ContextBudget {
     }
 
     /// The same budget for a script that also runs untrusted: its chunk
-    /// gets a safe environment of its own made for `policy` (its I/O is
-    /// still the runtime's backends).
-    pub fn sandboxed(mut self, policy: SandboxPolicy) -> ContextBudget {
-        self.sandbox = Some(policy);
+    /// gets a safe environment of its own (its I/O is still the
+    /// runtime's backends).
+    pub fn untrusted(mut self) -> ContextBudget {
+        self.untrusted = true;
         self
     }
 
-    /// The sandbox policy of the script, if it runs untrusted.
-    pub fn sandbox(&self) -> Option<&SandboxPolicy> {
-        self.sandbox.as_ref()
+    /// Whether the script runs untrusted, in a safe environment.
+    pub fn is_untrusted(&self) -> bool {
+        self.untrusted
     }
 
     /// The limits it was made with.
@@ -326,13 +324,6 @@ impl Guard {
     /// call) instead of stopping.
     pub fn signal(&self) -> Arc<AtomicU8> {
         self.state.signal.clone()
-    }
-
-    /// Instructions run so far (in steps of the hook's period).
-    pub fn instructions_used(&self) -> u64 {
-        let budget = self.state.limits.max_instructions.unwrap_or(u64::MAX);
-        let left = u64::try_from(self.state.remaining.get().max(0)).unwrap_or(0);
-        budget.saturating_sub(left)
     }
 }
 

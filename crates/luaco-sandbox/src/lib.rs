@@ -1,5 +1,5 @@
 //! Untrusted scripts for luaco: what a script may reach
-//! ([`SandboxPolicy`], [`safe_environment`]) and how long it may run
+//! ([`SandboxPolicy`] for its I/O, [`safe_environment`] for its globals) and how long it may run
 //! ([`Guard`]: an instruction budget and a wall-clock deadline enforced
 //! from a count hook on every coroutine).
 //!
@@ -14,14 +14,14 @@
 //! # Examples
 //!
 //! ```
-//! use luaco_sandbox::{Guard, Limits, SandboxPolicy};
+//! use luaco_sandbox::{Guard, Limits};
 //! use luaco_sched::Scheduler;
 //!
 //! let guard = Guard::new(Limits { max_instructions: Some(100_000), ..Limits::default() });
 //! let lua = guard.state_builder(luaco_core::StateBuilder::new()).build()?;
 //! let sched = Scheduler::new(&lua, Default::default())?;
 //! guard.attach(sched.engine());
-//! let env = luaco_sandbox::safe_environment(&lua, &SandboxPolicy::default(), &sched.engine().api())?;
+//! let env = luaco_sandbox::safe_environment(&lua, &sched.engine().api())?;
 //! let spin = lua.load("while true do pcall(function() end) end").set_environment(env).into_function()?;
 //! let p = sched.engine().spawn(spin, (), &luaco_core::ScriptContext::new("spin"))?;
 //! sched.run_until(|| !p.is_pending(), None);

@@ -290,7 +290,7 @@ impl Runtime {
         luaco_io::install(sched.engine(), &lua, io)?;
         let api = sched.engine().api();
         let env = match &config.sandbox {
-            Some(policy) => Some(luaco_sandbox::safe_environment(&lua, policy, &api)?),
+            Some(_) => Some(luaco_sandbox::safe_environment(&lua, &api)?),
             None => None,
         };
         if config.max_memory.is_some() {
@@ -349,19 +349,16 @@ impl Runtime {
     /// Returns at once; the task starts on the next [`pump`](Runtime::pump).
     pub fn create_async(&self, source: &str, context: ScriptContext) -> Result<PromiseHandle> {
         let name = format!("={}", context.name());
-        let chunk = match context.policy::<ContextBudget>().and_then(|b| b.sandbox()) {
-            // An untrusted script of a trusted host: globals of its own.
-            Some(policy) => {
-                let env = luaco_sandbox::safe_environment(&self.lua, policy, &self.api)?;
-                self.lua
-                    .load(source)
-                    .set_name(name)
-                    .set_mode(mlua::chunk::ChunkMode::Text)
-                    .set_environment(env)
-                    .into_function()?
-            }
-            None => self.load(source, &name)?,
+        let untrusted = context
+            .policy::<ContextBudget>()
+            .is_some_and(ContextBudget::is_untrusted);
+        // An untrusted script of a trusted host: globals of its own.
+        let own = if untrusted {
+            Some(luaco_sandbox::safe_environment(&self.lua, &self.api)?)
+        } else {
+            None
         };
+        let chunk = self.load_in(source, &name, own.as_ref().or(self.env.as_ref()))?;
         let mut args = MultiValue::new();
         for a in context.args() {
             args.push_back(Value::String(self.lua.create_string(a)?));
@@ -372,12 +369,21 @@ impl Runtime {
     /// Compiles `source` (text only) as a chunk named `chunk_name`, in the
     /// sandbox's environment when there is one.
     pub fn load(&self, source: &str, chunk_name: &str) -> Result<mlua::Function> {
+        self.load_in(source, chunk_name, self.env.as_ref())
+    }
+
+    fn load_in(
+        &self,
+        source: &str,
+        name: &str,
+        env: Option<&mlua::Table>,
+    ) -> Result<mlua::Function> {
         let chunk = self
             .lua
             .load(source)
-            .set_name(chunk_name)
+            .set_name(name)
             .set_mode(mlua::chunk::ChunkMode::Text);
-        let chunk = match &self.env {
+        let chunk = match env {
             Some(env) => chunk.set_environment(env.clone()),
             None => chunk,
         };

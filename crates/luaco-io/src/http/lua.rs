@@ -70,14 +70,12 @@ fn parse_request(
         }
     };
     let bad = |msg: String| ScriptError::new(ErrorKind::Type, format!("http.request: {msg}"));
+    let wrong = |name: &str, want: &str, got: &Value| {
+        bad(format!("{name} must be {want}, got {}", got.type_name()))
+    };
     let url = match url {
         Value::String(s) => s.to_string_lossy().to_string(),
-        other => {
-            return Err(bad(format!(
-                "url must be a string, got {}",
-                other.type_name()
-            )))
-        }
+        other => return Err(wrong("url", "a string", other)),
     };
     let parsed = parse_url(&url)?;
 
@@ -90,12 +88,7 @@ fn parse_request(
             }
             m
         }
-        other => {
-            return Err(bad(format!(
-                "method must be a string, got {}",
-                other.type_name()
-            )))
-        }
+        other => return Err(wrong("method", "a string", &other)),
     };
     let mut headers = Vec::new();
     match field("headers")? {
@@ -117,22 +110,12 @@ fn parse_request(
             }
             headers.sort();
         }
-        other => {
-            return Err(bad(format!(
-                "headers must be a table, got {}",
-                other.type_name()
-            )))
-        }
+        other => return Err(wrong("headers", "a table", &other)),
     }
     let body = match field("body")? {
         Value::Nil => None,
         Value::String(s) => Some(s.as_bytes().to_vec()),
-        other => {
-            return Err(bad(format!(
-                "body must be a string, got {}",
-                other.type_name()
-            )))
-        }
+        other => return Err(wrong("body", "a string", &other)),
     };
     let timeout = match field("timeout_ms")? {
         Value::Nil => None,

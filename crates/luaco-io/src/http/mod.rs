@@ -5,6 +5,7 @@
 mod client;
 mod conn;
 mod lua;
+mod message;
 mod pool;
 #[cfg(feature = "surf")]
 mod surf;

@@ -141,6 +141,55 @@ enum Then {
     Hold,
 }
 
+/// The routes that answer with fixed bytes, and what follows them.
+fn canned(route: &str) -> Option<(&'static [u8], Then)> {
+    Some(match route {
+        // A chunk size past 64 bits.
+        "/chunk_overflow" => (
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n1ffffffffffffffff\r\nxx"[..],
+            Then::Hold,
+        ),
+        "/interim" => (
+            &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nreal"[..],
+            Then::KeepAlive,
+        ),
+        "/declared_huge" => (
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 268435456\r\n\r\n0123456789"[..],
+            Then::Hold,
+        ),
+        "/short" => (
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789"[..],
+            Then::Close,
+        ),
+        "/bad_status" => (
+            &b"HTTP/1.1 abc OK\r\ncontent-length: 0\r\n\r\n"[..],
+            Then::Hold,
+        ),
+        "/garbage" => (
+            &b"SSH-2.0-OpenSSH_9.6\r\n\r\n"[..],
+            Then::Hold,
+        ),
+        "/chunk_ext" => (
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n"[..],
+            Then::KeepAlive,
+        ),
+        "/http10" => (
+            &b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nold school"[..],
+            Then::Close,
+        ),
+        // A HEAD answer declares the length a GET would have.
+        "/head_huge" => (
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 300000000\r\n\r\n"[..],
+            Then::KeepAlive,
+        ),
+        "/switching" => (
+            &b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n\x81\x05hello"[..],
+            Then::Hold,
+        ),
+        _ => return None,
+    })
+}
+
 fn serve(mut stream: TcpStream, seen: &Seen) {
     let _ = stream.set_nodelay(true);
     let mut index = 0;
@@ -157,148 +206,102 @@ fn serve(mut stream: TcpStream, seen: &Seen) {
                 .to_owned()
         };
         let s = &mut stream;
-        let then = match route {
-            "/ok" => {
-                let _ = s.write_all(&ok(&arg("n")));
-                Then::KeepAlive
-            }
-            // A chunk size past 64 bits.
-            "/chunk_overflow" => {
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n1ffffffffffffffff\r\nxx",
-                );
-                Then::Hold
-            }
-            // The largest 64-bit chunk size, then more data than any cap.
-            "/chunk_huge" => {
-                let _ = s.write_all(
+        let then = if let Some((bytes, then)) = canned(route) {
+            let _ = s.write_all(bytes);
+            then
+        } else {
+            match route {
+                "/ok" => {
+                    let _ = s.write_all(&ok(&arg("n")));
+                    Then::KeepAlive
+                }
+                // The largest 64-bit chunk size, then more data than any cap.
+                "/chunk_huge" => {
+                    let _ = s.write_all(
                     b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nffffffffffffffff\r\n",
                 );
-                write_pieces(s, &vec![b'x'; 4 << 20], 16 << 10);
-                Then::Hold
-            }
-            "/dup_length" => {
-                let mut m =
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 50\r\n\r\nhello"
-                        .to_vec();
-                m.extend_from_slice(INJECTED);
-                let _ = s.write_all(&m);
-                Then::KeepAlive
-            }
-            "/extra_bytes" => {
-                let mut m = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_vec();
-                m.extend_from_slice(INJECTED);
-                let _ = s.write_all(&m);
-                Then::KeepAlive
-            }
-            "/interim" => {
-                let _ = s.write_all(
-                    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </style.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nreal",
-                );
-                Then::KeepAlive
-            }
-            "/declared_huge" => {
-                let _ =
-                    s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 268435456\r\n\r\n0123456789");
-                Then::Hold
-            }
-            "/close_delimited" => {
-                let kb: usize = arg("kb").parse().unwrap_or(1);
-                let _ = s.write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n");
-                write_pieces(s, &vec![b'x'; kb << 10], 16 << 10);
-                Then::Close
-            }
-            "/no_newline" => {
-                let _ = s.write_all(b"HTTP/1.1 200 OK");
-                write_pieces(s, &vec![b'a'; 4 << 20], 4 << 10);
-                Then::Hold
-            }
-            "/long_header" => {
-                let mut m = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
-                m.extend(std::iter::repeat_n(b'a', 200 << 10));
-                m.extend_from_slice(b"\r\ncontent-length: 0\r\n\r\n");
-                write_pieces(s, &m, 16 << 10);
-                Then::Hold
-            }
-            "/many_headers" => {
-                let mut m = b"HTTP/1.1 200 OK\r\n".to_vec();
-                for i in 0..2000 {
-                    m.extend_from_slice(format!("x-h-{i}: v\r\n").as_bytes());
+                    write_pieces(s, &vec![b'x'; 4 << 20], 16 << 10);
+                    Then::Hold
                 }
-                m.extend_from_slice(b"content-length: 0\r\n\r\n");
-                write_pieces(s, &m, 16 << 10);
-                Then::Hold
-            }
-            "/trickle" => {
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n");
-                for _ in 0..1000 {
-                    std::thread::sleep(Duration::from_millis(20));
-                    if s.write_all(b"t").is_err() {
-                        break;
+                "/dup_length" => {
+                    let mut m =
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 50\r\n\r\nhello"
+                            .to_vec();
+                    m.extend_from_slice(INJECTED);
+                    let _ = s.write_all(&m);
+                    Then::KeepAlive
+                }
+                "/extra_bytes" => {
+                    let mut m = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello".to_vec();
+                    m.extend_from_slice(INJECTED);
+                    let _ = s.write_all(&m);
+                    Then::KeepAlive
+                }
+                "/close_delimited" => {
+                    let kb: usize = arg("kb").parse().unwrap_or(1);
+                    let _ = s.write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n");
+                    write_pieces(s, &vec![b'x'; kb << 10], 16 << 10);
+                    Then::Close
+                }
+                "/no_newline" => {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK");
+                    write_pieces(s, &vec![b'a'; 4 << 20], 4 << 10);
+                    Then::Hold
+                }
+                "/long_header" => {
+                    let mut m = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
+                    m.extend(std::iter::repeat_n(b'a', 200 << 10));
+                    m.extend_from_slice(b"\r\ncontent-length: 0\r\n\r\n");
+                    write_pieces(s, &m, 16 << 10);
+                    Then::Hold
+                }
+                "/many_headers" => {
+                    let mut m = b"HTTP/1.1 200 OK\r\n".to_vec();
+                    for i in 0..2000 {
+                        m.extend_from_slice(format!("x-h-{i}: v\r\n").as_bytes());
                     }
+                    m.extend_from_slice(b"content-length: 0\r\n\r\n");
+                    write_pieces(s, &m, 16 << 10);
+                    Then::Hold
                 }
-                Then::Close
-            }
-            "/reset" => {
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789");
-                std::thread::sleep(Duration::from_millis(20));
-                // Linger 0: close sends RST instead of FIN.
-                let _ = socket2::SockRef::from(&*s).set_linger(Some(Duration::ZERO));
-                return;
-            }
-            "/short" => {
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789");
-                Then::Close
-            }
-            "/bad_status" => {
-                let _ = s.write_all(b"HTTP/1.1 abc OK\r\ncontent-length: 0\r\n\r\n");
-                Then::Hold
-            }
-            "/garbage" => {
-                let _ = s.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
-                Then::Hold
-            }
-            "/chunk_ext" => {
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n",
-                );
-                Then::KeepAlive
-            }
-            "/http10" => {
-                let _ =
-                    s.write_all(b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nold school");
-                Then::Close
-            }
-            "/silent" => Then::Hold,
-            // A HEAD answer declares the length a GET would have.
-            "/head_huge" => {
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 300000000\r\n\r\n");
-                Then::KeepAlive
-            }
-            "/switching" => {
-                let _ = s.write_all(
-                    b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n\x81\x05hello",
-                );
-                Then::Hold
-            }
-            // Answered on a fresh connection; on a reused one, read and
-            // dropped unanswered (a server closing a keep-alive connection
-            // just as a request arrives).
-            "/drop_if_reused" if index > 1 => Then::Close,
-            "/drop_if_reused" => {
-                let _ = s.write_all(&ok("fresh"));
-                Then::KeepAlive
-            }
-            // Answered, then the connection closes shortly after: idle in
-            // the client's pool, it is dead.
-            "/close_soon" => {
-                let _ = s.write_all(&ok("soon"));
-                std::thread::sleep(Duration::from_millis(50));
-                Then::Close
-            }
-            _ => {
-                let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
-                Then::KeepAlive
+                "/trickle" => {
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n");
+                    for _ in 0..1000 {
+                        std::thread::sleep(Duration::from_millis(20));
+                        if s.write_all(b"t").is_err() {
+                            break;
+                        }
+                    }
+                    Then::Close
+                }
+                "/reset" => {
+                    let _ =
+                        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789");
+                    std::thread::sleep(Duration::from_millis(20));
+                    // Linger 0: close sends RST instead of FIN.
+                    let _ = socket2::SockRef::from(&*s).set_linger(Some(Duration::ZERO));
+                    return;
+                }
+                "/silent" => Then::Hold,
+                // Answered on a fresh connection; on a reused one, read and
+                // dropped unanswered (a server closing a keep-alive connection
+                // just as a request arrives).
+                "/drop_if_reused" if index > 1 => Then::Close,
+                "/drop_if_reused" => {
+                    let _ = s.write_all(&ok("fresh"));
+                    Then::KeepAlive
+                }
+                // Answered, then the connection closes shortly after: idle in
+                // the client's pool, it is dead.
+                "/close_soon" => {
+                    let _ = s.write_all(&ok("soon"));
+                    std::thread::sleep(Duration::from_millis(50));
+                    Then::Close
+                }
+                _ => {
+                    let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+                    Then::KeepAlive
+                }
             }
         };
         match then {

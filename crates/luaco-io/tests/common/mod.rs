@@ -94,3 +94,14 @@ impl Env {
         assert!(rejected.is_empty(), "{name}: unhandled {rejected:?}");
     }
 }
+
+/// This process's resident memory now, in KiB (0 where /proc has none).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_owned();
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
