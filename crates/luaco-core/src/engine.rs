@@ -251,6 +251,11 @@ impl Engine {
         self.0.half.get().expect("engine initialised")
     }
 
+    /// `true` if both handles are the same engine.
+    pub fn same_as(&self, other: &Engine) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The Lua state, while it is alive.
     pub fn lua(&self) -> Option<Lua> {
         self.0.lua.try_upgrade()

@@ -278,7 +278,10 @@ impl From<&mlua::Error> for ScriptError {
                 Some(script) => script.clone(),
                 None => plain(ErrorKind::Runtime, e.to_string()),
             },
-            mlua::Error::MemoryError(m) => plain(ErrorKind::Limit, format!("memory limit: {m}")),
+            // The name the sandbox's run-level memory limit uses too.
+            mlua::Error::MemoryError(m) => {
+                plain(ErrorKind::Limit, format!("memory limit: {m}")).with_code("memory")
+            }
             mlua::Error::RuntimeError(m) => plain(ErrorKind::Runtime, m.clone()),
             other => plain(ErrorKind::Runtime, other.to_string()),
         }

@@ -28,6 +28,11 @@ pub struct Limits {
     /// Preempt a task that runs this long without awaiting: it goes to
     /// the back of the ready queue, so a busy loop cannot starve the rest.
     pub time_slice: Option<Duration>,
+    /// Lua heap bytes. Lua limits memory per state, so the guard does not
+    /// enforce this itself: the state is built with it (for a
+    /// [`ContextBudget`], the host gives that script a state of its own),
+    /// and the guard's errors name it.
+    pub max_memory: Option<usize>,
 }
 
 /// Which run-level limit ended a run.
@@ -312,6 +317,12 @@ impl Guard {
         self.state.tripped.get()
     }
 
+    /// The error for `limit` under this guard's limits (kind `"limit"`,
+    /// `code` the limit's name, the message naming the cap).
+    pub fn error(&self, limit: Limit) -> ScriptError {
+        limit.error(&detail(limit, &self.state.limits))
+    }
+
     /// Marks `limit` as hit from outside the hook (the heap limit, a
     /// deadline seen by the loop): every task stops at its next hook.
     pub fn trip(&self, limit: Limit) {
@@ -344,7 +355,10 @@ fn detail(limit: Limit, limits: &Limits) -> String {
             "the run passed its wall-clock limit of {} ms",
             limits.timeout.map_or(0, |t| t.as_millis())
         ),
-        Limit::Memory => "the Lua heap is full".to_owned(),
+        Limit::Memory => match limits.max_memory {
+            Some(bytes) => format!("the Lua heap is full (its limit is {bytes} bytes)"),
+            None => "the Lua heap is full".to_owned(),
+        },
     }
 }
 

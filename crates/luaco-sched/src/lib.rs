@@ -168,15 +168,33 @@ pub struct SchedulerOptions {
     pub clock: Option<Rc<dyn Clock>>,
 }
 
-/// The event loop of one Lua state.
+/// The event loop of one Lua state, or of several ([`Scheduler::add_state`]):
+/// one executor, one reactor and one clock drive every state's turns.
 pub struct Scheduler {
-    engine: Engine,
     shared: Rc<Shared>,
+    clock: Rc<dyn Clock>,
+    /// The state the scheduler was made for; it never leaves.
+    main: Lane,
+    /// States added later, each with its own engine and timers.
+    extra: RefCell<Vec<Rc<Lane>>>,
+}
+
+/// One Lua state's part of the loop.
+struct Lane {
+    engine: Engine,
     timers: Rc<Timers>,
     /// A turn was cut short by the pump budget: its rest runs first.
     turn_open: Cell<bool>,
     /// The next timer deadline as the last turn left it (µs).
     next_key: Cell<Option<i64>>,
+}
+
+/// How one state's batch of a turn ended.
+enum Batch {
+    /// The batch ran to its end; this many tasks were ready after it.
+    Ran(usize),
+    /// The pump budget ran out inside the batch.
+    Cut,
 }
 
 impl fmt::Debug for Scheduler {
@@ -185,53 +203,31 @@ impl fmt::Debug for Scheduler {
             .field("ready", &self.ready_count())
             .field("timers", &self.timer_count())
             .field("futures", &self.future_count())
-            .field("engine", &self.engine)
+            .field("states", &(1 + self.extra.borrow().len()))
+            .field("engine", &self.main.engine)
             .finish()
     }
 }
 
-impl Scheduler {
-    /// Builds the engine in `lua` and installs the timer module (`sleep`,
-    /// `set_timeout`, `set_interval`, `now`) into its API table.
-    pub fn new(lua: &Lua, options: SchedulerOptions) -> luaco_core::Result<Scheduler> {
-        let clock = options
-            .clock
-            .unwrap_or_else(|| Rc::new(SystemClock::new()) as Rc<dyn Clock>);
-        let shared = Rc::new(Shared {
-            executor: Rc::new(LocalExecutor::new()),
-            futures: RefCell::new(HashMap::new()),
-            next_future: Cell::new(0),
-            needs_tick: Cell::new(false),
-            signals: Rc::new(Signals::default()),
-        });
-        let engine = Engine::new(lua, shared.clone(), options.engine)?;
+impl Lane {
+    fn new(
+        lua: &Lua,
+        shared: &Rc<Shared>,
+        clock: &Rc<dyn Clock>,
+        options: Options,
+    ) -> luaco_core::Result<Lane> {
+        let engine = Engine::new(lua, shared.clone(), options)?;
         let timers = Rc::new(Timers {
-            clock,
+            clock: clock.clone(),
             fns: RefCell::new(None),
         });
         engine.install(&*timers)?;
-        Ok(Scheduler {
+        Ok(Lane {
             engine,
-            shared,
             timers,
             turn_open: Cell::new(false),
             next_key: Cell::new(None),
         })
-    }
-
-    /// The engine this scheduler runs.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// Time since the loop started, on its clock.
-    pub fn now(&self) -> Duration {
-        self.timers.clock.now()
-    }
-
-    /// Tasks waiting to run.
-    pub fn ready_count(&self) -> usize {
-        self.engine.ready_count()
     }
 
     fn timer_status(&self) -> (Option<i64>, usize) {
@@ -245,37 +241,11 @@ impl Scheduler {
             .map_or((None, 0), |f| f.status())
     }
 
-    /// Pending timers (sleeps, timeouts, intervals).
-    pub fn timer_count(&self) -> usize {
-        self.timer_status().1
-    }
-
-    /// Rust futures still running.
-    pub fn future_count(&self) -> usize {
-        self.shared.futures.borrow().len()
-    }
-
-    /// `true` when nothing is ready and nothing is pending: no timers, no futures.
-    pub fn is_idle(&self) -> bool {
-        self.ready_count() == 0 && self.timer_count() == 0 && self.future_count() == 0
-    }
-
-    /// The earliest timer deadline, if any.
-    pub fn next_deadline(&self) -> Option<Duration> {
-        self.timer_status()
-            .0
-            .map(|us| Duration::from_micros(us.max(0) as u64))
-    }
-
-    /// Runs turns until `budget` is spent or nothing is ready. Never blocks:
-    /// futures are polled only if they are ready to make progress.
-    pub fn pump(&self, budget: Duration) -> PumpStats {
-        self.turns(budget, true)
-    }
-
-    fn report(&self, error: mlua::Error) {
-        self.engine
-            .report_error(&luaco_core::ScriptError::from(error));
+    fn ready_count(&self) -> usize {
+        if self.engine.lua().is_none() {
+            return 0;
+        }
+        self.engine.ready_count()
     }
 
     /// One call of the Lua turn: the clock is read (the base of deadlines
@@ -295,10 +265,162 @@ impl Scheduler {
             }
             Err(e) => {
                 self.turn_open.set(false);
-                self.report(e);
+                self.engine.report_error(&luaco_core::ScriptError::from(e));
                 None
             }
         }
+    }
+
+    /// This state's batch of the current turn (its rest, if the last pump
+    /// cut it short), adding to `stats`.
+    fn batch(&self, start: Instant, budget: Duration, stats: &mut PumpStats) -> Batch {
+        let mut fire = !self.turn_open.get();
+        let mut resumed = 0;
+        let ready = loop {
+            let Some(out) = self.turn(fire, RESUMES_PER_CLOCK_CHECK) else {
+                break 0;
+            };
+            fire = false;
+            stats.timers_fired += out.fired;
+            resumed += out.resumed;
+            if out.left == 0 {
+                break out.ready;
+            }
+            if start.elapsed() >= budget {
+                // The rest of this turn's batch runs first next time.
+                stats.tasks_resumed += resumed as u64;
+                stats.batches += 1;
+                return Batch::Cut;
+            }
+        };
+        stats.tasks_resumed += resumed as u64;
+        if resumed > 0 {
+            stats.batches += 1;
+        }
+        Batch::Ran(ready)
+    }
+
+    /// A timer of this state is due already.
+    fn timer_due(&self) -> bool {
+        let now = micros(self.timers.clock.now());
+        self.next_key.get().is_some_and(|k| k <= now)
+    }
+}
+
+impl Scheduler {
+    /// Builds the engine in `lua` and installs the timer module (`sleep`,
+    /// `set_timeout`, `set_interval`, `now`) into its API table.
+    pub fn new(lua: &Lua, options: SchedulerOptions) -> luaco_core::Result<Scheduler> {
+        let clock = options
+            .clock
+            .unwrap_or_else(|| Rc::new(SystemClock::new()) as Rc<dyn Clock>);
+        let shared = Rc::new(Shared {
+            executor: Rc::new(LocalExecutor::new()),
+            futures: RefCell::new(HashMap::new()),
+            next_future: Cell::new(0),
+            needs_tick: Cell::new(false),
+            signals: Rc::new(Signals::default()),
+        });
+        let main = Lane::new(lua, &shared, &clock, options.engine)?;
+        Ok(Scheduler {
+            shared,
+            clock,
+            main,
+            extra: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Adds another Lua state to this loop and returns its engine (with the
+    /// timer module installed, as [`Scheduler::new`] does). Its tasks take
+    /// their turns after the first state's, on the same clock; its futures
+    /// run on the same executor. A host gives a script a state of its own
+    /// when it needs a limit Lua keeps per state, such as the heap limit.
+    ///
+    /// The state leaves the loop when it is dropped or
+    /// [`removed`](Scheduler::remove_state).
+    pub fn add_state(&self, lua: &Lua, options: Options) -> luaco_core::Result<Engine> {
+        let lane = Lane::new(lua, &self.shared, &self.clock, options)?;
+        let engine = lane.engine.clone();
+        self.extra.borrow_mut().push(Rc::new(lane));
+        Ok(engine)
+    }
+
+    /// Takes a state added by [`add_state`](Scheduler::add_state) out of
+    /// the loop: its tasks and timers never run again (its futures run to
+    /// their end, settling nothing anyone waits on). `false` if `engine`
+    /// was not one of them.
+    pub fn remove_state(&self, engine: &Engine) -> bool {
+        let mut extra = self.extra.borrow_mut();
+        let before = extra.len();
+        extra.retain(|lane| !lane.engine.same_as(engine));
+        extra.len() != before
+    }
+
+    /// Every state's part of the loop, the first state first; states whose
+    /// Lua is gone are forgotten on the way.
+    fn lanes(&self) -> Vec<Rc<Lane>> {
+        let mut extra = self.extra.borrow_mut();
+        extra.retain(|lane| lane.engine.lua().is_some());
+        extra.clone()
+    }
+
+    fn each_lane<T>(&self, mut f: impl FnMut(&Lane) -> T) -> Vec<T> {
+        let mut out = vec![f(&self.main)];
+        out.extend(self.lanes().iter().map(|lane| f(lane)));
+        out
+    }
+
+    /// The engine of the state the scheduler was made for.
+    pub fn engine(&self) -> &Engine {
+        &self.main.engine
+    }
+
+    /// Time since the loop started, on its clock.
+    pub fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    /// Tasks waiting to run, in every state.
+    pub fn ready_count(&self) -> usize {
+        self.each_lane(Lane::ready_count).into_iter().sum()
+    }
+
+    /// Pending timers (sleeps, timeouts, intervals), in every state.
+    pub fn timer_count(&self) -> usize {
+        self.each_lane(|lane| lane.timer_status().1)
+            .into_iter()
+            .sum()
+    }
+
+    /// Rust futures still running.
+    pub fn future_count(&self) -> usize {
+        self.shared.futures.borrow().len()
+    }
+
+    /// `true` when nothing is ready and nothing is pending: no timers, no futures.
+    pub fn is_idle(&self) -> bool {
+        self.ready_count() == 0 && self.timer_count() == 0 && self.future_count() == 0
+    }
+
+    /// The earliest timer deadline of any state, if any.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        self.each_lane(|lane| lane.timer_status().0)
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|us| Duration::from_micros(us.max(0) as u64))
+    }
+
+    fn turn_open(&self) -> bool {
+        self.each_lane(|lane| lane.turn_open.get())
+            .into_iter()
+            .any(|open| open)
+    }
+
+    /// Runs turns until `budget` is spent or nothing is ready. Never blocks:
+    /// futures are polled only if they are ready to make progress.
+    pub fn pump(&self, budget: Duration) -> PumpStats {
+        self.turns(budget, true)
     }
 
     /// The turns of [`pump`](Scheduler::pump). With `poll`, ready futures
@@ -306,44 +428,26 @@ impl Scheduler {
     fn turns(&self, budget: Duration, poll: bool) -> PumpStats {
         let start = Instant::now();
         let mut stats = PumpStats::default();
+        let extra = self.lanes();
         loop {
             if poll {
                 self.poll_futures();
             }
             self.shared.signals.woken.set(false);
-            let mut fire = !self.turn_open.get();
-            let mut resumed = 0;
-            let ready = loop {
-                let Some(out) = self.turn(fire, RESUMES_PER_CLOCK_CHECK) else {
-                    break 0;
-                };
-                fire = false;
-                stats.timers_fired += out.fired;
-                resumed += out.resumed;
-                if out.left == 0 {
-                    break out.ready;
+            // Another turn only if some state has a task ready or a timer
+            // due already.
+            let mut more = false;
+            for lane in std::iter::once(&self.main).chain(extra.iter().map(|l| &**l)) {
+                match lane.batch(start, budget, &mut stats) {
+                    Batch::Cut => {
+                        stats.elapsed = start.elapsed();
+                        return stats;
+                    }
+                    Batch::Ran(ready) => more |= ready > 0 || lane.timer_due(),
                 }
-                if start.elapsed() >= budget {
-                    // The rest of this turn's batch runs first next time.
-                    stats.tasks_resumed += resumed as u64;
-                    stats.batches += 1;
-                    stats.elapsed = start.elapsed();
-                    return stats;
-                }
-            };
-            stats.tasks_resumed += resumed as u64;
-            if resumed > 0 {
-                stats.batches += 1;
             }
-            if start.elapsed() >= budget {
+            if start.elapsed() >= budget || !more {
                 break;
-            }
-            if ready == 0 {
-                // Nothing ready: another turn only if a timer is due already.
-                let now = micros(self.timers.clock.now());
-                if self.next_key.get().is_none_or(|k| k > now) {
-                    break;
-                }
             }
         }
         stats.elapsed = start.elapsed();
@@ -369,7 +473,7 @@ impl Scheduler {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return RunEnd::DeadlinePassed;
                 }
-                if self.turn_open.get() || self.ready_count() > 0 {
+                if self.turn_open() || self.ready_count() > 0 {
                     // A long burst of Lua work: let I/O move before the next.
                     futures_lite::future::yield_now().await;
                     continue;
@@ -387,7 +491,7 @@ impl Scheduler {
     /// A future that completes when a task may be ready, a future finished,
     /// the next timer is due, or `until` passes.
     fn wait_for_work(&self, until: Option<Instant>) -> WaitForWork<'_> {
-        let now = self.timers.clock.now();
+        let now = self.clock.now();
         let next = self.next_deadline();
         let due_now = next.is_some_and(|d| d <= now);
         let timer_due = next.map(|d| Instant::now() + d.saturating_sub(now));
@@ -408,7 +512,7 @@ impl Scheduler {
 
     /// Blocks until a task may be ready, the next timer is due, or `until`.
     pub fn wait(&self, until: Option<Instant>) {
-        if self.turn_open.get() || self.ready_count() > 0 {
+        if self.turn_open() || self.ready_count() > 0 {
             return;
         }
         let wait = self.wait_for_work(until);

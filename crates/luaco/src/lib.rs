@@ -4,6 +4,7 @@
 
 mod error;
 mod runtime;
+mod state;
 
 pub use error::{Error, Result};
 pub use luaco_sandbox::{ContextBudget, Limit, Limits, SandboxPolicy};

@@ -11,16 +11,17 @@ use std::time::{Duration, Instant};
 
 use luaco_core::{
     Engine, ErrorKind, Lifecycle, Observer, Options, Outcome, Promise, PromiseStatus,
-    ScriptContext, ScriptError, ScriptValue, StateBuilder, TaskInfo,
+    ScriptContext, ScriptError, ScriptValue, TaskInfo,
 };
 use luaco_io::{
     ClientConfig, FileSystem, FsLimits, HttpClient, HyperClient, IoConfig, RealFs, RequestLimits,
 };
-use luaco_sandbox::{ContextBudget, Guard, Limit, Limits, SandboxPolicy};
+use luaco_sandbox::{ContextBudget, Limit, Limits, SandboxPolicy};
 use luaco_sched::{PumpStats, RunEnd, Scheduler, SchedulerOptions};
 use mlua::{Lua, MultiValue, Value};
 
 use crate::error::{Error, Result};
+use crate::state::{Settings, State};
 
 /// Settings of a [`Runtime`].
 ///
@@ -81,6 +82,17 @@ pub struct Config {
     pub max_file_read: usize,
 }
 
+impl Config {
+    /// The engine settings every state of the runtime shares.
+    fn engine_options(&self) -> Options {
+        Options {
+            pool_size: self.pool_size,
+            spawn_sites: self.spawn_sites,
+            ..Options::default()
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -100,23 +112,6 @@ impl Default for Config {
             max_instructions: None,
             time_slice: None,
             context_limits: false,
-        }
-    }
-}
-
-/// Ends the run when the heap limit makes a task fail unhandled: a run
-/// whose memory ran out cannot be trusted to go on (and its pending timers
-/// would otherwise keep it alive).
-struct MemoryWatch(Guard);
-
-impl Observer for MemoryWatch {
-    fn wants_lifecycle(&self) -> bool {
-        false
-    }
-
-    fn unhandled_rejection(&self, error: &ScriptError) {
-        if error.kind == ErrorKind::Limit && error.message.starts_with("memory limit") {
-            self.0.trip(Limit::Memory);
         }
     }
 }
@@ -200,13 +195,15 @@ impl Observer for TracingObserver {
 /// Single-threaded: a runtime and everything it hands out stay on the
 /// thread that made it.
 pub struct Runtime {
-    lua: Lua,
     sched: Scheduler,
     config: Config,
-    api: mlua::Table,
-    guard: Guard,
-    /// The sandbox's globals, when [`Config::sandbox`] is set.
-    env: Option<mlua::Table>,
+    main: State,
+    /// The backends, for the states scripts get of their own.
+    io: IoConfig,
+    /// States of scripts with a memory limit of their own.
+    own_states: RefCell<Vec<Rc<State>>>,
+    /// What the host added with [`Runtime::add_observer`], for those states.
+    observers: RefCell<Vec<Rc<dyn Observer>>>,
 }
 
 impl fmt::Debug for Runtime {
@@ -221,41 +218,6 @@ impl fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with the standard Lua libraries and luaco's API.
     pub fn new(config: Config) -> Result<Runtime> {
-        // The wall clock is checked by the loop between turns and by the
-        // hook inside a task that never awaits.
-        let limits = Limits {
-            max_instructions: config.max_instructions,
-            timeout: config.max_execution_time,
-            time_slice: config.time_slice,
-        };
-        let guard = if config.context_limits {
-            Guard::with_contexts(limits)
-        } else {
-            Guard::new(limits)
-        };
-        let lua = guard
-            .state_builder(StateBuilder::new().memory_limit(config.max_memory))
-            .build()?;
-        let sched = Scheduler::new(
-            &lua,
-            SchedulerOptions {
-                engine: Options {
-                    pool_size: config.pool_size,
-                    spawn_sites: config.spawn_sites,
-                    ..Options::default()
-                },
-                clock: None,
-            },
-        )?;
-        sched
-            .engine()
-            .add_observer(Rc::new(TracingObserver::new()) as Rc<dyn Observer>);
-        guard.attach(sched.engine());
-        if config.max_memory.is_some() {
-            sched
-                .engine()
-                .add_observer(Rc::new(MemoryWatch(guard.clone())) as Rc<dyn Observer>);
-        }
         let mut http = match (&config.http_client, config.allow_net) {
             (_, false) => None,
             (Some(client), true) => Some(client.clone()),
@@ -287,40 +249,48 @@ impl Runtime {
                 max_read: config.max_file_read,
             },
         };
-        luaco_io::install(sched.engine(), &lua, io)?;
-        let api = sched.engine().api();
-        let env = match &config.sandbox {
-            Some(_) => Some(luaco_sandbox::safe_environment(&lua, &api)?),
-            None => None,
+        // The wall clock is checked by the loop between turns and by the
+        // hook inside a task that never awaits.
+        let limits = Limits {
+            max_instructions: config.max_instructions,
+            timeout: config.max_execution_time,
+            time_slice: config.time_slice,
+            max_memory: config.max_memory,
         };
-        if config.max_memory.is_some() {
-            // A heap-limit error a script catches still ends the run.
-            let scripts = env.clone().unwrap_or_else(|| lua.globals());
-            guard.harden(&lua, &scripts)?;
-        }
-        if config.globals && env.is_none() {
-            let globals = lua.globals();
-            for pair in api.pairs::<Value, Value>() {
-                let (k, v) = pair?;
-                globals.raw_set(k, v)?;
-            }
-        }
-        if let Ok(mlua::Value::Table(loaded)) = lua.named_registry_value::<Value>("_LOADED") {
-            loaded.raw_set("luaco", api.clone())?;
-        }
+        let mut sched = None;
+        let settings = Settings {
+            config: &config,
+            io: &io,
+            limits,
+            contexts: config.context_limits,
+            untrusted: false,
+        };
+        let main = State::build(settings, |lua| {
+            let made = Scheduler::new(
+                lua,
+                SchedulerOptions {
+                    engine: config.engine_options(),
+                    clock: None,
+                },
+            )?;
+            let engine = made.engine().clone();
+            sched = Some(made);
+            Ok(engine)
+        })?;
+        let sched = sched.ok_or_else(|| Error::Conversion("no scheduler was made".into()))?;
         Ok(Runtime {
-            lua,
             sched,
             config,
-            api,
-            guard,
-            env,
+            main,
+            io,
+            own_states: RefCell::new(Vec::new()),
+            observers: RefCell::new(Vec::new()),
         })
     }
 
     /// The Lua state, for hosts that add their own functions.
     pub fn lua(&self) -> &Lua {
-        &self.lua
+        &self.main.lua
     }
 
     /// The engine (promises and tasks).
@@ -341,80 +311,112 @@ impl Runtime {
     /// Registers an observer of task lifecycles and unhandled rejections.
     /// Observers compose: the default tracing observer and every observer
     /// registered before stay registered.
+    /// Scripts in a state of their own (a [`ContextBudget`] with
+    /// `max_memory`) report to it too.
     pub fn add_observer(&self, observer: Rc<dyn Observer>) {
-        self.engine().add_observer(observer);
+        for state in self.own_states.borrow().iter() {
+            state.engine.add_observer(observer.clone());
+        }
+        self.engine().add_observer(observer.clone());
+        self.observers.borrow_mut().push(observer);
     }
 
     /// Compiles `source` and runs it as a task (top-level `await` works).
     /// Returns at once; the task starts on the next [`pump`](Runtime::pump).
+    ///
+    /// A context whose [`ContextBudget`] sets `max_memory` runs in a Lua
+    /// state of its own with that heap limit, driven by this runtime's
+    /// loop: running out of memory there ends that script only. (Values
+    /// cannot cross states: its promise is read through the handle.)
     pub fn create_async(&self, source: &str, context: ScriptContext) -> Result<PromiseHandle> {
         let name = format!("={}", context.name());
-        let untrusted = context
-            .policy::<ContextBudget>()
-            .is_some_and(ContextBudget::is_untrusted);
-        // An untrusted script of a trusted host: globals of its own.
-        let own = if untrusted {
-            Some(luaco_sandbox::safe_environment(&self.lua, &self.api)?)
-        } else {
-            None
+        let budget = context.policy::<ContextBudget>();
+        let untrusted = budget.is_some_and(ContextBudget::is_untrusted);
+        let (state, own) = match budget.and_then(|b| b.limits().max_memory) {
+            Some(bytes) => (Some(self.own_state(bytes, untrusted)?), None),
+            // An untrusted script of a trusted host: globals of its own.
+            None if untrusted => (
+                None,
+                Some(luaco_sandbox::safe_environment(
+                    &self.main.lua,
+                    &self.main.api,
+                )?),
+            ),
+            None => (None, None),
         };
-        let chunk = self.load_in(source, &name, own.as_ref().or(self.env.as_ref()))?;
+        let target = state.as_deref().unwrap_or(&self.main);
+        let env = own.as_ref().or(target.env.as_ref());
+        let chunk = load_in(&target.lua, source, &name, env)?;
         let mut args = MultiValue::new();
         for a in context.args() {
-            args.push_back(Value::String(self.lua.create_string(a)?));
+            args.push_back(Value::String(target.lua.create_string(a)?));
         }
-        self.spawn_function(chunk, args, &context)
+        let promise = self.spawn_in(target, chunk, args, &context)?;
+        Ok(PromiseHandle {
+            promise,
+            engine: target.engine.clone(),
+            lua: target.lua.weak(),
+            state,
+        })
+    }
+
+    /// A new state in this runtime's loop for one script, with a heap
+    /// limit of `bytes`.
+    fn own_state(&self, bytes: usize, untrusted: bool) -> Result<Rc<State>> {
+        let settings = Settings {
+            config: &self.config,
+            io: &self.io,
+            limits: Limits {
+                timeout: self.config.max_execution_time,
+                time_slice: self.config.time_slice,
+                max_memory: Some(bytes),
+                ..Limits::default()
+            },
+            contexts: true,
+            untrusted,
+        };
+        let state = Rc::new(State::build(settings, |lua| {
+            Ok(self.sched.add_state(lua, self.config.engine_options())?)
+        })?);
+        for observer in self.observers.borrow().iter() {
+            state.engine.add_observer(observer.clone());
+        }
+        state.guard.restart_clock();
+        self.own_states.borrow_mut().push(state.clone());
+        Ok(state)
     }
 
     /// Compiles `source` (text only) as a chunk named `chunk_name`, in the
     /// sandbox's environment when there is one.
     pub fn load(&self, source: &str, chunk_name: &str) -> Result<mlua::Function> {
-        self.load_in(source, chunk_name, self.env.as_ref())
-    }
-
-    fn load_in(
-        &self,
-        source: &str,
-        name: &str,
-        env: Option<&mlua::Table>,
-    ) -> Result<mlua::Function> {
-        let chunk = self
-            .lua
-            .load(source)
-            .set_name(name)
-            .set_mode(mlua::chunk::ChunkMode::Text);
-        let chunk = match env {
-            Some(env) => chunk.set_environment(env.clone()),
-            None => chunk,
-        };
-        Ok(chunk.into_function()?)
+        load_in(&self.main.lua, source, chunk_name, self.main.env.as_ref())
     }
 
     /// The globals scripts see: the sandbox's own table under
     /// [`Config::sandbox`], else the state's globals.
     pub fn globals(&self) -> mlua::Table {
-        self.env.clone().unwrap_or_else(|| self.lua.globals())
+        self.main
+            .env
+            .clone()
+            .unwrap_or_else(|| self.main.lua.globals())
     }
 
     /// The run-level limit that ended the run, if one did.
     pub fn limit_hit(&self) -> Option<Limit> {
-        self.guard.tripped()
+        self.main.guard.tripped()
     }
 
     /// A flag another thread can read with [`Limit::from_signal`]: set the
     /// moment a run-level limit is hit. The CLI's watchdog ends the process
     /// if the script does not stop soon after (see [`luaco_sandbox::Guard::signal`]).
     pub fn limit_signal(&self) -> std::sync::Arc<std::sync::atomic::AtomicU8> {
-        self.guard.signal()
+        self.main.guard.signal()
     }
 
     fn limit_error(&self) -> Option<Error> {
-        match self.guard.tripped()? {
+        match self.main.guard.tripped()? {
             Limit::Time => Some(Error::Timeout),
-            limit => Some(Error::Limit(limit.error(match limit {
-                Limit::Instructions => "the run used its VM instruction budget",
-                _ => "the Lua heap is full",
-            }))),
+            limit => Some(Error::Limit(self.main.guard.error(limit))),
         }
     }
 
@@ -425,39 +427,69 @@ impl Runtime {
         args: MultiValue,
         context: &ScriptContext,
     ) -> Result<PromiseHandle> {
-        let promise = self.engine().spawn(function, args, context)?;
+        let promise = self.spawn_in(&self.main, function, args, context)?;
+        Ok(PromiseHandle {
+            promise,
+            engine: self.main.engine.clone(),
+            lua: self.main.lua.weak(),
+            state: None,
+        })
+    }
+
+    fn spawn_in(
+        &self,
+        state: &State,
+        function: mlua::Function,
+        args: MultiValue,
+        context: &ScriptContext,
+    ) -> Result<Promise> {
+        let engine = &state.engine;
+        let promise = engine.spawn(function, args, context)?;
         match context.policy::<ContextBudget>() {
             // A script's own wall clock also ends it while it sleeps, when
             // no hook runs: its promise rejects with the limit and the task
             // is cancelled (any code it runs then meets the spent budget).
             Some(budget) if budget.limits().timeout.is_some() => {
                 let left = budget.time_left().unwrap_or_default();
-                let error = self.engine().error_object(&budget.error(Limit::Time))?;
-                let timeout_with: mlua::Function =
-                    self.engine().internals().raw_get("timeout_with")?;
+                let error = engine.error_object(&budget.error(Limit::Time))?;
+                let timeout_with: mlua::Function = engine.internals().raw_get("timeout_with")?;
                 let raced: Value =
                     timeout_with.call((promise.to_lua()?, left.as_secs_f64() * 1000.0, error))?;
-                let raced = self
-                    .engine()
+                engine
                     .promise_from_value(&raced)
-                    .ok_or_else(|| Error::Conversion("timeout_with returned no promise".into()))?;
-                Ok(self.handle(raced))
+                    .ok_or_else(|| Error::Conversion("timeout_with returned no promise".into()))
             }
-            _ => Ok(self.handle(promise)),
-        }
-    }
-
-    fn handle(&self, promise: Promise) -> PromiseHandle {
-        PromiseHandle {
-            promise,
-            engine: self.engine().clone(),
-            lua: self.lua.weak(),
+            _ => Ok(promise),
         }
     }
 
     /// Runs turns for up to `budget`, returning what was done. Never blocks.
     pub fn pump(&self, budget: Duration) -> Result<PumpStats> {
-        Ok(self.sched.pump(budget))
+        let stats = self.sched.pump(budget);
+        self.retire_states();
+        Ok(stats)
+    }
+
+    /// Starts the wall clock of every state's guard: it is per call.
+    fn restart_clocks(&self) {
+        self.main.guard.restart_clock();
+        for state in self.own_states.borrow().iter() {
+            state.guard.restart_clock();
+        }
+    }
+
+    /// Takes the states of scripts that hit a run-level limit out of the
+    /// loop (their abandoned tasks never run again), and drops those no
+    /// handle holds once they hit a limit or have no task left.
+    fn retire_states(&self) {
+        self.own_states.borrow_mut().retain(|state| {
+            let tripped = state.guard.tripped().is_some();
+            if tripped {
+                self.sched.remove_state(&state.engine);
+            }
+            let held = Rc::strong_count(state) > 1;
+            held || (!tripped && state.engine.task_count() > 0)
+        });
     }
 
     /// Runs the loop until `promise` settles, then returns its result.
@@ -467,15 +499,24 @@ impl Runtime {
     pub fn block_on(&self, promise: &PromiseHandle) -> Result<ScriptValue> {
         // The wall clock is per call, as it always was for the loop; the
         // hook enforces the same deadline inside a task that never awaits.
-        self.guard.restart_clock();
+        self.restart_clocks();
         let deadline = self.config.max_execution_time.map(|d| Instant::now() + d);
-        let guard = &self.guard;
+        let guard = &self.main.guard;
         let end = self.sched.run_until(
-            || !promise.promise.is_pending() || guard.tripped().is_some(),
+            || {
+                self.retire_states();
+                !promise.promise.is_pending()
+                    || guard.tripped().is_some()
+                    || promise.own_limit().is_some()
+            },
             deadline,
         );
+        self.retire_states();
         if let Some(e) = self.limit_error() {
             return Err(e);
+        }
+        if let Some(e) = promise.own_limit() {
+            return Err(Error::Script(e));
         }
         match end {
             RunEnd::Done => promise.result(),
@@ -487,10 +528,17 @@ impl Runtime {
     /// Runs the loop until nothing is ready or pending: every task, timer
     /// and future started has finished.
     pub fn run(&self) -> Result<()> {
-        self.guard.restart_clock();
+        self.restart_clocks();
         let deadline = self.config.max_execution_time.map(|d| Instant::now() + d);
-        let guard = &self.guard;
-        let end = self.sched.run_until(|| guard.tripped().is_some(), deadline);
+        let guard = &self.main.guard;
+        let end = self.sched.run_until(
+            || {
+                self.retire_states();
+                guard.tripped().is_some()
+            },
+            deadline,
+        );
+        self.retire_states();
         if let Some(e) = self.limit_error() {
             return Err(e);
         }
@@ -513,26 +561,46 @@ impl Runtime {
     {
         let engine = self.engine().clone();
         let fname = name.to_owned();
-        let function = self.engine().api_function(&self.lua, move |lua, args| {
-            let mut values = Vec::with_capacity(args.len());
-            for (i, v) in args.iter().enumerate() {
-                let value = ScriptValue::from_lua_value(v).map_err(|e| {
-                    ScriptError::new(
-                        ErrorKind::Type,
-                        format!("bad argument #{} to '{fname}' ({e})", i + 1),
-                    )
-                })?;
-                values.push(value);
-            }
-            let _ = lua;
-            engine.spawn_data(f(values)).map_err(ScriptError::from)
-        })?;
-        self.api.raw_set(name, function.clone())?;
+        let function = self
+            .engine()
+            .api_function(&self.main.lua, move |lua, args| {
+                let mut values = Vec::with_capacity(args.len());
+                for (i, v) in args.iter().enumerate() {
+                    let value = ScriptValue::from_lua_value(v).map_err(|e| {
+                        ScriptError::new(
+                            ErrorKind::Type,
+                            format!("bad argument #{} to '{fname}' ({e})", i + 1),
+                        )
+                    })?;
+                    values.push(value);
+                }
+                let _ = lua;
+                engine.spawn_data(f(values)).map_err(ScriptError::from)
+            })?;
+        self.main.api.raw_set(name, function.clone())?;
         if self.config.globals {
-            self.lua.globals().raw_set(name, function)?;
+            self.main.lua.globals().raw_set(name, function)?;
         }
         Ok(())
     }
+}
+
+/// Compiles `source` (text only) in `lua`, in `env` when given.
+fn load_in(
+    lua: &Lua,
+    source: &str,
+    name: &str,
+    env: Option<&mlua::Table>,
+) -> Result<mlua::Function> {
+    let chunk = lua
+        .load(source)
+        .set_name(name)
+        .set_mode(mlua::chunk::ChunkMode::Text);
+    let chunk = match env {
+        Some(env) => chunk.set_environment(env.clone()),
+        None => chunk,
+    };
+    Ok(chunk.into_function()?)
 }
 
 /// The Rust side of a script's promise.
@@ -544,6 +612,8 @@ pub struct PromiseHandle {
     promise: Promise,
     engine: Engine,
     lua: mlua::WeakLua,
+    /// The script's own state, when it has one; the handle keeps it.
+    state: Option<Rc<State>>,
 }
 
 impl fmt::Debug for PromiseHandle {
@@ -553,6 +623,16 @@ impl fmt::Debug for PromiseHandle {
 }
 
 impl PromiseHandle {
+    /// The run-level limit the script's own state hit, if it has one and
+    /// the limit ended it before its promise settled.
+    fn own_limit(&self) -> Option<ScriptError> {
+        let state = self.state.as_ref()?;
+        match self.promise.is_pending() {
+            true => state.limit_error(),
+            false => None,
+        }
+    }
+
     /// The promise's state.
     pub fn status(&self) -> PromiseStatus {
         self.promise.status()
@@ -570,6 +650,9 @@ impl PromiseHandle {
         let Some(_lua) = self.lua.try_upgrade() else {
             return Err(Error::RuntimeDropped);
         };
+        if let Some(e) = self.own_limit() {
+            return Err(Error::Script(e));
+        }
         match self.promise.outcome() {
             None => Err(Error::Pending),
             Some(Outcome::Resolved(v)) => Ok(ScriptValue::from_lua_value(&v)?),
@@ -605,7 +688,7 @@ impl Future for PromiseHandle {
     type Output = Result<ScriptValue>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if !self.promise.is_pending() {
+        if !self.promise.is_pending() || self.own_limit().is_some() {
             return Poll::Ready(self.result());
         }
         let Some(lua) = self.lua.try_upgrade() else {

@@ -48,12 +48,39 @@ fn each_script_stops_at_its_own_limit_and_the_rest_go_on() -> luaco::Result<()> 
             ..Limits::default()
         }),
     )?;
+    // A heap limit is per Lua state: these two run in states of their own.
+    let bomber = rt.create_async(
+        "local t = {} while true do t[#t + 1] = string.rep('x', 4096) .. #t end",
+        budget(Limits {
+            max_memory: Some(16 << 20),
+            ..Limits::default()
+        }),
+    )?;
+    let catcher = rt.create_async(
+        r#"
+        local caught = 0
+        while true do
+            pcall(function()
+                local t = {}
+                while true do t[#t + 1] = string.rep('y', 4096) .. #t end
+            end)
+            caught = caught + 1
+            await(sleep(1))
+        end
+    "#,
+        budget(Limits {
+            max_memory: Some(8 << 20),
+            ..Limits::default()
+        }),
+    )?;
     let started = Instant::now();
     assert_eq!(rt.block_on(&trusted)?, ScriptValue::Integer(55));
     for (p, code) in [
         (&spinner, "instructions"),
         (&clock_spinner, "time"),
         (&sleeper, "time"),
+        (&bomber, "memory"),
+        (&catcher, "memory"),
     ] {
         match rt.block_on(p) {
             Err(luaco::Error::Script(e)) => {
@@ -69,6 +96,9 @@ fn each_script_stops_at_its_own_limit_and_the_rest_go_on() -> luaco::Result<()> 
         "{:?}",
         started.elapsed()
     );
+    // The bombs filled their own heaps, not the runtime's.
+    let used: f64 = rt.lua().load("return collectgarbage('count')").eval()?;
+    assert!(used < 8.0 * 1024.0, "{used} KiB");
     // The untrusted scripts had safe globals only; the runtime goes on.
     let probe = rt.create_async("return os.execute == nil", budget(Limits::default()))?;
     assert_eq!(rt.block_on(&probe)?, ScriptValue::Boolean(true));

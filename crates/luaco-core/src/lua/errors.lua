@@ -4,7 +4,7 @@
 -- other raised values.
 local core, prim = ...
 
-local type, setmetatable, tostring, rawget, error = type, setmetatable, tostring, rawget, error
+local type, setmetatable, tostring, rawget, error, pcall = type, setmetatable, tostring, rawget, error, pcall
 local getinfo, traceback = core.debug.getinfo, core.debug.traceback
 
 local ERROR_MT = { __name = "error", __metatable = "error" }
@@ -40,10 +40,22 @@ function core.bad_argument(n, fname, expected, got, level)
     .. " expected, got " .. (got == nil and "no value" or type(got)) .. ")", (level or 1) + 1)
 end
 
+-- Its code is the name the sandbox's run-level memory limit uses.
+local MEMORY_MESSAGE = "memory limit: not enough memory"
+local function fresh_memory_error()
+  local e = new_error("limit", MEMORY_MESSAGE)
+  e.code = "memory"
+  return e
+end
 -- Made once, up front: when the heap is full there may be no room to
--- build the error that says so.
-local MEMORY_ERROR = new_error("limit", "memory limit: not enough memory")
-function core.memory_error() return MEMORY_ERROR end
+-- build the error that says so. Handed out only then, because a script
+-- could change it for everyone else.
+local MEMORY_ERROR = fresh_memory_error()
+function core.memory_error()
+  local ok, e = pcall(fresh_memory_error)
+  if ok then return e end
+  return MEMORY_ERROR
+end
 
 local CANCELLED_MESSAGE = "the promise was cancelled"
 function core.cancelled_error()
