@@ -144,6 +144,17 @@ struct Inner {
 #[derive(Clone)]
 pub struct Engine(Rc<Inner>);
 
+/// An [`Engine`] handle that does not keep it alive ([`Engine::downgrade`]).
+#[derive(Clone, Debug)]
+pub struct WeakEngine(std::rc::Weak<Inner>);
+
+impl WeakEngine {
+    /// The engine, while it lives.
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(Engine)
+    }
+}
+
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
@@ -251,6 +262,12 @@ impl Engine {
         self.0.half.get().expect("engine initialised")
     }
 
+    /// A handle that does not keep the engine alive, for the observers
+    /// and modules it holds (which would otherwise hold it in a cycle).
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Rc::downgrade(&self.0))
+    }
+
     /// `true` if both handles are the same engine.
     pub fn same_as(&self, other: &Engine) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
@@ -327,6 +344,12 @@ impl Engine {
         removed
     }
 
+    /// Asks every observer again whether it wants lifecycles: an observer
+    /// whose answer to [`Observer::wants_lifecycle`] changed calls this.
+    pub fn observers_changed(&self) {
+        self.refresh_observed();
+    }
+
     fn refresh_observed(&self) {
         if self.lua().is_none() {
             return;
@@ -345,8 +368,16 @@ impl Engine {
     }
 
     fn report_unhandled(&self, error: &ScriptError) {
+        self.report_unhandled_from(error, None);
+    }
+
+    fn report_unhandled_from(
+        &self,
+        error: &ScriptError,
+        origin: Option<&crate::observer::Origin<'_>>,
+    ) {
         for o in self.0.observers.snapshot() {
-            o.unhandled_rejection(error);
+            o.unhandled_rejection_from(error, origin);
         }
     }
 

@@ -65,11 +65,11 @@ pub use context::ScriptContext;
 pub use driver::{Driver, FutureKey, LocalFuture, NoFutures};
 pub use engine::{
     duration_from_ms, located, type_error, ApiResult, Batch, Engine, Options, SettleCallback,
-    CALLER,
+    WeakEngine, CALLER,
 };
 pub use error::{Error, ErrorKind, Result, ScriptError};
 pub use module::{Module, ModuleContext};
-pub use observer::{Lifecycle, Observer, TaskInfo};
+pub use observer::{Lifecycle, Observer, Origin, TaskInfo};
 pub use promise::{Outcome, Promise, PromiseStatus};
 pub use state::{CountHook, StateBuilder};
 pub use stop::Stop;

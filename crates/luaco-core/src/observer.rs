@@ -65,6 +65,7 @@ impl Lifecycle {
 
 /// What an [`Observer`] learns about a task at a [`Lifecycle`] point.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TaskInfo<'a> {
     /// An integer unique per task in this engine.
     pub thread_id: u64,
@@ -76,6 +77,15 @@ pub struct TaskInfo<'a> {
     pub execution_time: Duration,
     /// How many times the task has suspended.
     pub yield_count: u64,
+    /// Bytes in use by the task's Lua state.
+    pub memory_bytes: usize,
+    /// At [`Lifecycle::Created`]: the task running when it was made (its
+    /// parent, or the task whose work started a handler or timer task).
+    pub parent_id: Option<u64>,
+    /// At [`Lifecycle::Completed`]: the first value the task returned; at
+    /// [`Lifecycle::Failed`] and [`Observer::limit_hit`]: the error
+    /// (an error object, or the value raised). `None` elsewhere.
+    pub value: Option<&'a mlua::Value>,
 }
 
 /// Watches the engine. All methods have empty defaults.
@@ -87,8 +97,39 @@ pub trait Observer {
     }
     /// A task reached a point in its life.
     fn lifecycle(&self, _event: Lifecycle, _task: &TaskInfo<'_>) {}
+    /// Called at [`Lifecycle::Created`], before `lifecycle`, when some
+    /// observer wants lifecycles: an `Err` refuses the task. It then never
+    /// runs, its promise rejects with that error, and the observers see it
+    /// [`Failed`](Lifecycle::Failed). The first refusal wins; later
+    /// observers are not asked.
+    fn admit(&self, _task: &TaskInfo<'_>) -> Result<(), ScriptError> {
+        Ok(())
+    }
+    /// A run-level limit stopped the task (reported whether or not any
+    /// observer wants lifecycles).
+    fn limit_hit(&self, _task: &TaskInfo<'_>, _error: &ScriptError) {}
     /// A rejected promise was left unconsumed when the ready queue emptied.
     fn unhandled_rejection(&self, _error: &ScriptError) {}
+    /// The same, with where it came from: the task whose promise it was,
+    /// when a task's, and whether that task was quiet (an event handler,
+    /// which reports no lifecycle). By default calls
+    /// [`unhandled_rejection`](Observer::unhandled_rejection).
+    fn unhandled_rejection_from(&self, error: &ScriptError, origin: Option<&Origin<'_>>) {
+        let _ = origin;
+        self.unhandled_rejection(error);
+    }
+}
+
+/// The task an unhandled rejection came from.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct Origin<'a> {
+    /// Its id.
+    pub thread_id: u64,
+    /// Its script's name.
+    pub script_name: &'a str,
+    /// It was a quiet task (see [`Engine::spawn_quiet`](crate::Engine::spawn_quiet)).
+    pub quiet: bool,
 }
 
 impl fmt::Debug for dyn Observer {

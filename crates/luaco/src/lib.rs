@@ -7,8 +7,13 @@ mod runtime;
 mod state;
 
 pub use error::{Error, Result};
+#[doc(inline)]
+pub use luaco_hooks::{
+    Event, Events, HookContext, HookId, HookPoint, Hooks, RejectionLog, SubscriptionId,
+    TracingObserver,
+};
 pub use luaco_sandbox::{ContextBudget, Limit, Limits, SandboxPolicy};
-pub use runtime::{Config, PromiseHandle, RejectionLog, Runtime, TracingObserver};
+pub use runtime::{Config, PromiseHandle, Runtime};
 
 #[doc(inline)]
 pub use luaco_core::{
@@ -28,6 +33,12 @@ pub mod core {
 pub mod io {
     #[doc(inline)]
     pub use luaco_io::*;
+}
+
+/// The hooks layer: hook points, events, tracing.
+pub mod hooks {
+    #[doc(inline)]
+    pub use luaco_hooks::*;
 }
 
 /// The scheduler layer.

@@ -1,7 +1,6 @@
 //! [`Runtime`], [`Config`], [`ScriptContext`] and [`PromiseHandle`].
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -10,9 +9,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use luaco_core::{
-    Engine, ErrorKind, Lifecycle, Observer, Options, Outcome, Promise, PromiseStatus,
-    ScriptContext, ScriptError, ScriptValue, TaskInfo,
+    Engine, ErrorKind, Observer, Options, Outcome, Promise, PromiseStatus, ScriptContext,
+    ScriptError, ScriptValue,
 };
+use luaco_hooks::{Events, Hooks, Hub};
 use luaco_io::{
     ClientConfig, FileSystem, FsLimits, HttpClient, HyperClient, IoConfig, RealFs, RequestLimits,
 };
@@ -116,80 +116,6 @@ impl Default for Config {
     }
 }
 
-/// Reports to `tracing`: each task runs inside a `task` span carrying its
-/// id and script name, its lifecycle points are DEBUG events in that span,
-/// and unhandled rejections are WARN events. The runtime installs one by
-/// default; lifecycle tracking is on only when a subscriber wants DEBUG
-/// events from luaco at the time the observer is made (else it costs nothing).
-#[derive(Debug)]
-pub struct TracingObserver {
-    lifecycle: bool,
-    spans: RefCell<HashMap<u64, tracing::Span>>,
-    entered: RefCell<Option<(u64, tracing::span::EnteredSpan)>>,
-}
-
-impl TracingObserver {
-    /// An observer for the current tracing subscriber.
-    pub fn new() -> TracingObserver {
-        TracingObserver {
-            lifecycle: tracing::enabled!(target: "luaco", tracing::Level::DEBUG),
-            spans: RefCell::default(),
-            entered: RefCell::default(),
-        }
-    }
-}
-
-impl Default for TracingObserver {
-    fn default() -> Self {
-        TracingObserver::new()
-    }
-}
-
-impl Observer for TracingObserver {
-    fn wants_lifecycle(&self) -> bool {
-        self.lifecycle
-    }
-
-    fn lifecycle(&self, event: Lifecycle, task: &TaskInfo<'_>) {
-        let id = task.thread_id;
-        if event == Lifecycle::Created {
-            let span = tracing::debug_span!(target: "luaco", "task", id, script = task.script_name);
-            self.spans.borrow_mut().insert(id, span);
-        }
-        let span = self.spans.borrow().get(&id).cloned();
-        if let (Some(span), Lifecycle::Started | Lifecycle::Resumed) = (&span, event) {
-            *self.entered.borrow_mut() = Some((id, span.clone().entered()));
-        }
-        tracing::debug!(
-            target: "luaco",
-            parent: span.as_ref().and_then(|s| s.id()),
-            event = event.event_name(),
-            status = %task.status,
-            execution_time_ms = task.execution_time.as_secs_f64() * 1000.0,
-            yield_count = task.yield_count,
-        );
-        if matches!(
-            event,
-            Lifecycle::Yielded | Lifecycle::Completed | Lifecycle::Failed | Lifecycle::Cancelled
-        ) {
-            let mut entered = self.entered.borrow_mut();
-            if entered.as_ref().is_some_and(|(current, _)| *current == id) {
-                entered.take();
-            }
-        }
-        if matches!(
-            event,
-            Lifecycle::Completed | Lifecycle::Failed | Lifecycle::Cancelled
-        ) {
-            self.spans.borrow_mut().remove(&id);
-        }
-    }
-
-    fn unhandled_rejection(&self, error: &ScriptError) {
-        tracing::warn!(target: "luaco", kind = %error.kind, "unhandled rejection: {}", error.message);
-    }
-}
-
 /// A Lua state with luaco's API, its engine and its event loop.
 ///
 /// Single-threaded: a runtime and everything it hands out stay on the
@@ -200,6 +126,7 @@ pub struct Runtime {
     main: State,
     /// The backends, for the states scripts get of their own.
     io: IoConfig,
+    hub: Hub,
     /// States of scripts with a memory limit of their own.
     own_states: RefCell<Vec<Rc<State>>>,
     /// What the host added with [`Runtime::add_observer`], for those states.
@@ -257,10 +184,12 @@ impl Runtime {
             time_slice: config.time_slice,
             max_memory: config.max_memory,
         };
+        let hub = Hub::new();
         let mut sched = None;
         let settings = Settings {
             config: &config,
             io: &io,
+            hub: &hub,
             limits,
             contexts: config.context_limits,
             untrusted: false,
@@ -283,6 +212,7 @@ impl Runtime {
             config,
             main,
             io,
+            hub,
             own_states: RefCell::new(Vec::new()),
             observers: RefCell::new(Vec::new()),
         })
@@ -301,6 +231,18 @@ impl Runtime {
     /// The event loop.
     pub fn scheduler(&self) -> &Scheduler {
         &self.sched
+    }
+
+    /// The hook points: Rust callbacks at each point of every task's life
+    /// (see [`HookPoint`](luaco_hooks::HookPoint)).
+    pub fn hooks(&self) -> &Hooks {
+        self.hub.hooks()
+    }
+
+    /// The event emitter scripts share with the host (`events.on` in Lua):
+    /// lifecycle, runtime and script events.
+    pub fn events(&self) -> &Events {
+        self.hub.events()
     }
 
     /// The settings this runtime was made with.
@@ -366,6 +308,7 @@ impl Runtime {
         let settings = Settings {
             config: &self.config,
             io: &self.io,
+            hub: &self.hub,
             limits: Limits {
                 timeout: self.config.max_execution_time,
                 time_slice: self.config.time_slice,
@@ -702,33 +645,5 @@ impl Future for PromiseHandle {
             return Poll::Ready(Err(e.into()));
         }
         Poll::Pending
-    }
-}
-
-/// Collects unhandled rejections; for hosts and tests that want to assert on them.
-#[derive(Debug, Default)]
-pub struct RejectionLog {
-    errors: RefCell<Vec<ScriptError>>,
-}
-
-impl RejectionLog {
-    /// A new, empty log.
-    pub fn new() -> Rc<RejectionLog> {
-        Rc::new(RejectionLog::default())
-    }
-
-    /// The rejections seen so far, oldest first; empties the log.
-    pub fn take(&self) -> Vec<ScriptError> {
-        std::mem::take(&mut self.errors.borrow_mut())
-    }
-}
-
-impl Observer for RejectionLog {
-    fn wants_lifecycle(&self) -> bool {
-        false
-    }
-
-    fn unhandled_rejection(&self, error: &ScriptError) {
-        self.errors.borrow_mut().push(error.clone());
     }
 }

@@ -12,12 +12,15 @@ use luaco_sandbox::{Guard, Limit, Limits};
 use mlua::{Lua, Table, Value};
 
 use crate::error::Result;
-use crate::runtime::{Config, TracingObserver};
+use crate::runtime::Config;
+use luaco_hooks::{Hub, TracingObserver};
 
 /// What differs between the states of one runtime.
 pub(crate) struct Settings<'a> {
     pub(crate) config: &'a Config,
     pub(crate) io: &'a IoConfig,
+    /// The runtime's hooks and events, attached to every state.
+    pub(crate) hub: &'a Hub,
     /// The run-level limits its guard enforces (`max_memory` sizes the heap).
     pub(crate) limits: Limits,
     /// The guard also enforces each script's `ContextBudget`.
@@ -45,6 +48,7 @@ impl State {
         let Settings {
             config,
             io,
+            hub,
             limits,
             contexts,
             untrusted,
@@ -64,6 +68,7 @@ impl State {
             engine.add_observer(Rc::new(MemoryWatch(guard.clone())) as Rc<dyn Observer>);
         }
         luaco_io::install(&engine, &lua, io.clone())?;
+        hub.attach(&engine)?;
         let api = engine.api();
         let env = match config.sandbox.is_some() || untrusted {
             true => Some(luaco_sandbox::safe_environment(&lua, &api)?),

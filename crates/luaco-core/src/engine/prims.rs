@@ -11,9 +11,35 @@ use mlua::{Function, Lua, Table, Value};
 use super::{Engine, RustWaiter};
 use crate::context::ContextData;
 use crate::error::{ErrorKind, ScriptError};
-use crate::observer::{Lifecycle, TaskInfo};
+use crate::observer::{Lifecycle, Origin, TaskInfo};
 use crate::promise::{Outcome, PromiseStatus};
 use crate::stop::Stop;
+
+/// The Lua half's code for a limit hit (after the lifecycle points).
+const LIMIT_HIT: i64 = 8;
+
+/// `lifecycle(ev, id, ctx, status, yields, time, value, parent)` as the
+/// Lua half calls it.
+struct LifecycleArgs(i64, i64, Value, i64, i64, f64, Value, Option<i64>);
+
+impl mlua::FromLuaMulti for LifecycleArgs {
+    fn from_lua_multi(values: mlua::MultiValue, lua: &Lua) -> mlua::Result<Self> {
+        let (ev, id, ctx, st, yields, time, value, parent) =
+            <(i64, i64, Value, i64, i64, f64, Value, Option<i64>)>::from_lua_multi(values, lua)?;
+        Ok(LifecycleArgs(ev, id, ctx, st, yields, time, value, parent))
+    }
+}
+
+/// The name of the script context a task record carries.
+fn context_name(ctx: &Value) -> String {
+    match ctx {
+        Value::UserData(ud) => ud
+            .borrow::<ContextData>()
+            .map(|c| c.0.name().to_owned())
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
 
 impl Engine {
     pub(super) fn primitives(&self, lua: &Lua) -> mlua::Result<Table> {
@@ -48,12 +74,11 @@ impl Engine {
         let w = with.clone();
         prims.raw_set(
             "lifecycle",
-            lua.create_function(
-                move |_, (ev, id, ctx, st, yields, time): (i64, i64, Value, i64, i64, f64)| {
-                    w(&|engine| engine.lifecycle(ev, id, &ctx, st, yields, time));
-                    Ok(())
-                },
-            )?,
+            lua.create_function(move |lua, args: LifecycleArgs| {
+                let veto = RefCell::new(Value::Nil);
+                w(&|engine| *veto.borrow_mut() = engine.lifecycle(lua, &args));
+                Ok(veto.into_inner())
+            })?,
         )?;
         prims.raw_set("spawn_site", crate::raw::spawn_site_function(lua)?)?;
         let origin = self.0.origin;
@@ -101,13 +126,26 @@ impl Engine {
         let w = with.clone();
         prims.raw_set(
             "unhandled",
-            lua.create_function(move |_, reason: Value| {
-                w(&|engine| {
-                    let err = engine.script_error(&reason);
-                    engine.report_unhandled(&err);
-                });
-                Ok(())
-            })?,
+            lua.create_function(
+                move |_, (reason, id, ctx, quiet): (Value, Option<i64>, Value, Option<bool>)| {
+                    w(&|engine| {
+                        let err = engine.script_error(&reason);
+                        match id {
+                            Some(id) => {
+                                let name = context_name(&ctx);
+                                let origin = Origin {
+                                    thread_id: id.max(0) as u64,
+                                    script_name: &name,
+                                    quiet: quiet.unwrap_or(false),
+                                };
+                                engine.report_unhandled_from(&err, Some(&origin));
+                            }
+                            None => engine.report_unhandled(&err),
+                        }
+                    });
+                    Ok(())
+                },
+            )?,
         )?;
         let w = with;
         prims.raw_set(
@@ -149,28 +187,53 @@ impl Engine {
         }
     }
 
-    fn lifecycle(&self, ev: i64, id: i64, ctx: &Value, st: i64, yields: i64, time: f64) {
-        let Some(event) = Lifecycle::from_code(ev) else {
-            return;
-        };
-        let name = match ctx {
-            Value::UserData(ud) => ud
-                .borrow::<ContextData>()
-                .map(|c| c.0.name().to_owned())
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
+    /// A report from the Lua half; returns the error object refusing a
+    /// created task, or nil.
+    fn lifecycle(&self, lua: &Lua, args: &LifecycleArgs) -> Value {
+        let LifecycleArgs(ev, id, ref ctx, st, yields, time, ref value, parent) = *args;
+        let name = context_name(ctx);
         let info = TaskInfo {
             thread_id: id.max(0) as u64,
             script_name: &name,
             status: PromiseStatus::from_code(st).unwrap_or(PromiseStatus::Pending),
             execution_time: Duration::from_secs_f64(time.max(0.0)),
             yield_count: yields.max(0) as u64,
+            memory_bytes: lua.used_memory(),
+            parent_id: parent.filter(|&p| p > 0).map(|p| p as u64),
+            value: match value {
+                Value::Nil => None,
+                v => Some(v),
+            },
         };
-        for o in self.0.observers.snapshot() {
+        let observers = self.0.observers.snapshot();
+        let Some(event) = Lifecycle::from_code(ev) else {
+            if ev == LIMIT_HIT {
+                let error = self.script_error(value);
+                for o in &observers {
+                    o.limit_hit(&info, &error);
+                }
+            }
+            return Value::Nil;
+        };
+        let mut veto = None;
+        if event == Lifecycle::Created {
+            for o in &observers {
+                if let Err(e) = o.admit(&info) {
+                    veto = Some(e);
+                    break;
+                }
+            }
+        }
+        for o in &observers {
             if o.wants_lifecycle() {
                 o.lifecycle(event, &info);
             }
+        }
+        match veto {
+            Some(e) => self
+                .error_object(&e)
+                .unwrap_or_else(|_| Value::Boolean(false)),
+            None => Value::Nil,
         }
     }
 }

@@ -8,8 +8,8 @@
 -- no reference per task or per promise.
 local core, prim = ...
 
-local type, select, error, rawget, collectgarbage, setmetatable =
-  type, select, error, rawget, collectgarbage, setmetatable
+local type, select, error, rawget, rawset, collectgarbage, setmetatable =
+  type, select, error, rawget, rawset, collectgarbage, setmetatable
 local unpack, pack = table.unpack, table.pack
 local co_create, co_resume, co_yield, co_close, co_running =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.close, coroutine.running
@@ -23,6 +23,9 @@ local PENDING, RESOLVED, REJECTED = core.PENDING, core.RESOLVED, core.REJECTED
 -- Task record fields.
 local FN, PROMISE, CO, CTX, ARGS, ID, WAITING, KIDS, STATE, UP, SITE, LINE, ARG1, YIELDS, TIME =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+-- QUIET: a task that reports no lifecycle (an event handler), nor do the
+-- tasks made while it runs.
+local QUIET = 16
 -- ARGS is ONE when the only argument sits in ARG1 (a handler's value),
 -- which saves packing it into a table.
 local ONE = {}
@@ -66,10 +69,29 @@ local observed = false
 local lifecycle, clock = prim.lifecycle, prim.clock
 local EV_CREATED, EV_STARTED, EV_YIELDED, EV_RESUMED, EV_COMPLETED, EV_FAILED, EV_CANCELLED =
   1, 2, 3, 4, 5, 6, 7
+-- Not a lifecycle point: a run-level limit stopped the task.
+local EV_LIMIT = 8
 function core.set_observed(on) observed = on end
 
-local function report(ev, t, st)
-  lifecycle(ev, t[ID], t[CTX], st or t[PROMISE][ST], t[YIELDS] or 0, t[TIME] or 0)
+-- `v`: the result or the error, where there is one.
+local function report(ev, t, st, v)
+  if t[QUIET] then return end
+  lifecycle(ev, t[ID], t[CTX], st or t[PROMISE][ST], t[YIELDS] or 0, t[TIME] or 0, v)
+end
+
+-- A new task, reported: an observer may refuse it, and then it never runs
+-- and its promise rejects with the observer's error. `parent`: the task
+-- running when it was made.
+local function created(t, parent)
+  if t[QUIET] then return end
+  local veto = lifecycle(EV_CREATED, t[ID], t[CTX], PENDING, 0, 0, nil, parent and parent[ID] or 0)
+  if veto == nil then return end
+  set_done(t)
+  t[FN], t[ARGS], t[ARG1] = nil, nil, nil
+  report(EV_FAILED, t, REJECTED, veto)
+  local p = t[PROMISE]
+  t[PROMISE] = false
+  settle(p, REJECTED, veto)
 end
 
 ---------------------------------------------------------------- ready queue
@@ -156,6 +178,7 @@ local function new_task(f, p, ctx, args)
   -- Every field up to LINE from the start, so the record never resizes.
   local t = { f, p, false, ctx, args or false, serial, false, false, false, false, false, 0, nil }
   p[V] = t
+  if cur_task and cur_task[QUIET] then t[QUIET] = true end
   make_ready(t)
   return t
 end
@@ -177,6 +200,7 @@ local function spawn(f, ...)
   rq[rq_tail] = t
   if parent then
     add_kid(parent, p)
+    if parent[QUIET] then t[QUIET] = true end
   end
   if spawn_sites then
     t[SITE], t[LINE] = spawn_site()
@@ -188,7 +212,7 @@ local function spawn(f, ...)
       if depth < MAX_SITE_DEPTH then t[UP] = parent end
     end
   end
-  if observed then report(EV_CREATED, t) end
+  if observed then created(t, parent) end
   return p
 end
 core.spawn = spawn
@@ -207,7 +231,7 @@ core.current_ctx = current_ctx
 local function spawn_into(p, ctx, f, ...)
   local n = select("#", ...)
   local t = new_task(f, p, ctx or default_ctx, n > 0 and pack(...) or nil)
-  if observed then report(EV_CREATED, t) end
+  if observed then created(t, cur_task) end
   return t
 end
 core.spawn_into = spawn_into
@@ -216,13 +240,24 @@ core.spawn_into = spawn_into
 function core.spawn_handler(p, ctx, f, v)
   local t = new_task(f, p, ctx or default_ctx, ONE)
   t[ARG1] = v
-  if observed then report(EV_CREATED, t) end
+  if observed then created(t, cur_task) end
   return t
 end
 
 function core.spawn_detached(ctx, f, ...)
   local p = new_promise()
   spawn_into(p, ctx, f, ...)
+  return p
+end
+
+-- A detached task that reports no lifecycle, nor do the tasks made while
+-- it runs: event handlers, so that watching tasks makes no new ones to
+-- watch.
+function core.spawn_quiet(ctx, f, ...)
+  local p = new_promise()
+  local n = select("#", ...)
+  local t = new_task(f, p, ctx or default_ctx, n > 0 and pack(...) or nil)
+  t[QUIET] = true
   return p
 end
 
@@ -234,7 +269,7 @@ function core.spawn_host(f, ctx, name, ...)
   local n = select("#", ...)
   local t = new_task(f, p, ctx, n > 0 and pack(...) or nil)
   t[SITE], t[LINE] = "=" .. name .. " (by the host)", 0
-  if observed then report(EV_CREATED, t) end
+  if observed then created(t, cur_task) end
   return p
 end
 
@@ -269,7 +304,13 @@ local function finish(t, ok, v)
   t[STATE] = DONE
   live = live - 1
   local p = t[PROMISE]
-  if observed then report(ok and EV_COMPLETED or EV_FAILED, t, ok and RESOLVED or REJECTED) end
+  if not ok and v == MEMORY then
+    -- A memory error arrives as Lua's preallocated bare string. Free
+    -- what the task left before anything else is built.
+    collectgarbage()
+    v = core.memory_error()
+  end
+  if observed then report(ok and EV_COMPLETED or EV_FAILED, t, ok and RESOLVED or REJECTED, v) end
   t[KIDS] = nil
   if ok then
     if type(v) == "table" then
@@ -280,12 +321,8 @@ local function finish(t, ok, v)
       if p[W] ~= false then dispatch(p, RESOLVED) end
     end
   else
-    if v == MEMORY then
-      -- A memory error arrives as Lua's preallocated bare string. Free
-      -- what the task left before anything else is built.
-      collectgarbage()
-      v = core.memory_error()
-    end
+    -- Where an unhandled rejection came from, for the report.
+    rawset(p, "origin", t)
     settle(p, REJECTED, v)
   end
   t[PROMISE] = false
@@ -463,7 +500,10 @@ local function step(t)
     exposed[co] = nil
     t[CO] = false
     set_done(t)
-    settle(t[PROMISE], REJECTED, prim.limit_error())
+    local err = prim.limit_error()
+    lifecycle(EV_LIMIT, t[ID], t[CTX], REJECTED, t[YIELDS] or 0, t[TIME] or 0, err)
+    if observed then report(EV_FAILED, t, REJECTED, err) end
+    settle(t[PROMISE], REJECTED, err)
     return
   end
   make_ready(t)
@@ -509,7 +549,12 @@ function core.report_unhandled()
     local p = list[i]
     if p[W] == false then
       p[W] = true
-      prim.unhandled(p[V])
+      local o = rawget(p, "origin")
+      if o then
+        prim.unhandled(p[V], o[ID], o[CTX], o[QUIET] or false)
+      else
+        prim.unhandled(p[V])
+      end
     end
   end
 end
