@@ -256,6 +256,36 @@ fn report_turns() -> Result<()> {
         };
         println!("| {what} | {ns:.0} | {r:.2}x | {verdict} |");
     }
+    let bare = median_ns("turns", "spawn_complete_no_hub")?;
+    println!("\nWatching tasks: spawn + complete, ratio to an engine without the hooks crate ({bare:.0} ns), same run:\n");
+    println!("| runtime | ns | ratio | target |");
+    println!("|---|---|---|---|");
+    for (name, what, target) in [
+        (
+            "spawn_complete_pooled",
+            "no hook, no subscriber",
+            Some(1.02),
+        ),
+        (
+            "spawn_complete_rust_hook",
+            "one Rust hook (completed)",
+            None,
+        ),
+        (
+            "spawn_complete_lua_subscriber",
+            "one Lua subscriber (coroutine.completed)",
+            None,
+        ),
+    ] {
+        let ns = median_ns("turns", name)?;
+        let r = ns / bare;
+        let verdict = match target {
+            Some(t) if r <= t => format!("<= {t}x: met"),
+            Some(t) => format!("<= {t}x: MISSED"),
+            None => "—".into(),
+        };
+        println!("| {what} | {ns:.0} | {r:.2}x | {verdict} |");
+    }
     Ok(())
 }
 

@@ -185,8 +185,10 @@ fn examples() -> Result<()> {
     if failed > 0 {
         bail!("{failed} example(s) failed");
     }
-    let mut cmd = cargo();
-    cmd.args(["run", "-q", "-p", "luaco", "--example", "llm_bridge"]);
-    run("Rust example llm_bridge", cmd)?;
+    for example in ["llm_bridge", "embed_hooks"] {
+        let mut cmd = cargo();
+        cmd.args(["run", "-q", "-p", "luaco", "--example", example]);
+        run(&format!("Rust example {example}"), cmd)?;
+    }
     Ok(())
 }

@@ -170,12 +170,7 @@ fn run(mut args: RunArgs) -> ExitCode {
         }
     };
     if args.trace {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_target(false)
-            .without_time()
-            .init();
+        install_trace();
     }
     match execute(config, &source, &chunk_name, &script_path, &script_args) {
         Ok(code) => code,
@@ -184,6 +179,28 @@ fn run(mut args: RunArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--trace`: luaco's lifecycle events on stderr, one line each, with the
+/// time since start and the chain of task spans (parent first); a line
+/// when each task's span closes gives its busy and idle time. Other
+/// crates' events (HTTP, TLS) stay out.
+fn install_trace() {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_target(false)
+        .with_ansi(false)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_filter(
+            tracing_subscriber::filter::Targets::new().with_target("luaco", tracing::Level::DEBUG),
+        );
+    let subscriber = tracing_subscriber::registry().with(layer);
+    // Only fails if a subscriber is set already, and main sets none.
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// The runtime's settings from the flags.

@@ -201,7 +201,28 @@ fn trace_reports_every_task_in_its_span() {
     ] {
         assert!(err.contains(event), "missing {event}: {err}");
     }
-    assert!(err.contains("task{id=2"), "{err}");
+    // One line per event, each with its time; the child's span sits
+    // inside its parent's, and each span's close gives its timings.
+    let lines: Vec<&str> = err.lines().collect();
+    let completed = lines
+        .iter()
+        .find(|l| l.contains("coroutine.completed") && l.contains("task{id=2"))
+        .unwrap_or_else(|| panic!("no completed line for task 2: {err}"));
+    assert!(completed.contains("task{id=1"), "{completed}");
+    assert!(completed.contains("execution_time="), "{completed}");
+    assert!(completed.contains("yield_count=1"), "{completed}");
+    assert!(
+        completed
+            .trim_start()
+            .starts_with(|c: char| c.is_ascii_digit()),
+        "{completed}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("close") && l.contains("time.busy")),
+        "{err}"
+    );
     // Without --trace, nothing.
     let quiet = luaco(&["run", "-e", "await(sleep(1))"]);
     assert!(quiet.stderr.is_empty());

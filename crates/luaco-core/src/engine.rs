@@ -357,7 +357,7 @@ impl Engine {
         let _ = self
             .half()
             .set_observed
-            .call::<()>(self.0.observers.wants_lifecycle());
+            .call::<()>(self.0.observers.wanted_mask());
     }
 
     /// Reports an error nobody can catch (a failure of the loop itself, a

@@ -95,6 +95,15 @@ pub trait Observer {
     fn wants_lifecycle(&self) -> bool {
         true
     }
+    /// Whether [`lifecycle`](Observer::lifecycle) should be called at
+    /// `event` (by default: at every point if
+    /// [`wants_lifecycle`](Observer::wants_lifecycle)). The engine reports
+    /// only the points some observer wants; [`admit`](Observer::admit) is
+    /// asked only when `Created` is wanted.
+    fn wants(&self, event: Lifecycle) -> bool {
+        let _ = event;
+        self.wants_lifecycle()
+    }
     /// A task reached a point in its life.
     fn lifecycle(&self, _event: Lifecycle, _task: &TaskInfo<'_>) {}
     /// Called at [`Lifecycle::Created`], before `lifecycle`, when some
@@ -157,8 +166,16 @@ impl Observers {
         before != list.len()
     }
 
-    pub(crate) fn wants_lifecycle(&self) -> bool {
-        self.list.borrow().iter().any(|o| o.wants_lifecycle())
+    /// The points some observer wants, bit i for [`Lifecycle::ALL`]`[i]`.
+    pub(crate) fn wanted_mask(&self) -> u32 {
+        let list = self.list.borrow();
+        let mut mask = 0;
+        for (i, event) in Lifecycle::ALL.iter().enumerate() {
+            if list.iter().any(|o| o.wants(*event)) {
+                mask |= 1 << i;
+            }
+        }
+        mask
     }
 
     /// A copy of the list, so an observer may register another while called.

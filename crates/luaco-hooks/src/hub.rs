@@ -124,8 +124,7 @@ impl Module for EventsModule {
             "interest",
             lua.create_function(move |_, mask: u16| {
                 if let Some(side) = side.upgrade() {
-                    let before = side.interest.replace(mask);
-                    if (before == 0) != (mask == 0) {
+                    if side.interest.replace(mask) != mask {
                         if let Some(engine) = engine.upgrade() {
                             engine.observers_changed();
                         }
@@ -163,6 +162,12 @@ impl Module for EventsModule {
         ctx.api.raw_set("events", api)?;
         Ok(())
     }
+}
+
+/// The bit of `event` in the lifecycle masks.
+fn lifecycle_bit(event: Lifecycle) -> u16 {
+    let i = Lifecycle::ALL.iter().position(|e| *e == event).unwrap_or(0);
+    1 << i
 }
 
 /// The observer of one engine.
@@ -276,6 +281,16 @@ impl Observer for Watch {
             || self.side.interest.get() != 0
     }
 
+    fn wants(&self, event: Lifecycle) -> bool {
+        let Some(hub) = self.hub.upgrade() else {
+            return false;
+        };
+        let bit = lifecycle_bit(event);
+        hub.hooks.is_hooked(HookPoint::of(event))
+            || hub.events.lifecycle_mask() & bit != 0
+            || self.side.interest.get() & bit != 0
+    }
+
     fn admit(&self, task: &TaskInfo<'_>) -> Result<(), ScriptError> {
         let Some(hub) = self.hub.upgrade() else {
             return Ok(());
@@ -300,7 +315,7 @@ impl Observer for Watch {
             };
             let _ = hub.hooks.call(&Self::context(point, task, error.as_ref()));
         }
-        let bit = 1u16 << (Lifecycle::ALL.iter().position(|e| *e == event).unwrap_or(0));
+        let bit = lifecycle_bit(event);
         if hub.events.lifecycle_mask() & bit != 0 {
             let data = ScriptValue::Map(lifecycle_fields(task));
             hub.events.emit_rust(event.event_name(), &data);

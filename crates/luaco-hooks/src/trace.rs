@@ -64,7 +64,7 @@ impl Observer for TracingObserver {
             parent: span.as_ref().and_then(|s| s.id()),
             event = event.event_name(),
             status = %task.status,
-            execution_time_ms = task.execution_time.as_secs_f64() * 1000.0,
+            execution_time = ?task.execution_time,
             yield_count = task.yield_count,
             memory_bytes = task.memory_bytes,
         );

@@ -296,6 +296,25 @@ impl Guard {
             .set(self.state.limits.timeout.map(|t| Instant::now() + t));
     }
 
+    /// Starts a new call, for a host that runs one call at a time: as
+    /// [`restart_clock`](Guard::restart_clock), and a previous call's
+    /// memory limit no longer stops anything either (its tasks were
+    /// abandoned, and what they held can be collected). A spent
+    /// instruction budget stays spent: it is for the whole run.
+    pub fn start_call(&self) {
+        if self.state.tripped.get() == Some(Limit::Memory) {
+            self.clear_trip();
+        }
+        self.restart_clock();
+    }
+
+    fn clear_trip(&self) {
+        let state = &self.state;
+        state.tripped.set(None);
+        state.signal.store(0, Ordering::SeqCst);
+        *state.tried.borrow_mut() = None;
+    }
+
     /// Starts the wall clock again, for a host that runs one call at a
     /// time under [`Limits::timeout`]: the deadline counts from now, and a
     /// previous call's time limit no longer stops anything (its tasks were
@@ -303,9 +322,7 @@ impl Guard {
     pub fn restart_clock(&self) {
         let state = &self.state;
         if state.tripped.get() == Some(Limit::Time) {
-            state.tripped.set(None);
-            state.signal.store(0, Ordering::SeqCst);
-            *state.tried.borrow_mut() = None;
+            self.clear_trip();
         }
         state
             .deadline
@@ -497,26 +514,32 @@ end
 "#;
 
 impl Guard {
+    /// Marks the heap limit as hit from code that caught the allocation
+    /// failure (a script's `pcall`, the engine's own protected calls). The
+    /// run may have no count hook (a memory limit alone needs none), so
+    /// the running thread gets one and stops soon; the loop ends the rest
+    /// at the next turn. Once per thread: setting a hook restarts its count.
+    pub fn trip_memory(&self, lua: &Lua) {
+        let state = &self.state;
+        trip(state, Limit::Memory);
+        let current = lua.current_thread();
+        if state.memory_hooked.borrow().as_ref() != Some(&current) {
+            let again = state.clone();
+            let _ = current.set_hook(
+                HookTriggers::new().every_nth_instruction(EVERY),
+                move |lua, _| stop(&again, lua, Limit::Memory),
+            );
+            *state.memory_hooked.borrow_mut() = Some(current);
+        }
+    }
+
     /// Makes a heap-limit error that `env`'s scripts catch (with `pcall`,
     /// `xpcall` or `coroutine.resume`) end the run anyway, as SPEC's
     /// run-level limits do: they may observe it, not survive it.
     pub fn harden(&self, lua: &Lua, env: &mlua::Table) -> mlua::Result<()> {
-        let state = self.state.clone();
+        let guard = self.clone();
         let trip_memory = lua.create_function(move |lua, ()| {
-            trip(&state, Limit::Memory);
-            // The run may have no count hook (a memory limit alone needs
-            // none): give the thread that caught the error one, so it
-            // stops soon; the loop ends the rest at the next turn. Once per
-            // thread: setting a hook restarts its count.
-            let current = lua.current_thread();
-            if state.memory_hooked.borrow().as_ref() != Some(&current) {
-                let again = state.clone();
-                let _ = current.set_hook(
-                    HookTriggers::new().every_nth_instruction(EVERY),
-                    move |lua, _| stop(&again, lua, Limit::Memory),
-                );
-                *state.memory_hooked.borrow_mut() = Some(current);
-            }
+            guard.trip_memory(lua);
             Ok(())
         })?;
         lua.load(HARDEN)

@@ -133,6 +133,57 @@ fn bench(c: &mut Criterion) {
     g.bench_function("spawn_complete_unpooled", |b| {
         b.iter_custom(|n| time_task(&rt_nopool, &spawn_fresh, n))
     });
+
+    // Watching tasks: the same spawns on an engine with no hooks crate at
+    // all, then on runtimes with one Rust hook and with one Lua subscriber.
+    let bare_lua = luaco::core::StateBuilder::new().build().expect("lua");
+    let bare_sched = luaco::sched::Scheduler::new(&bare_lua, Default::default()).expect("sched");
+    for pair in bare_sched.engine().api().pairs::<Value, Value>() {
+        let (k, v) = pair.expect("api");
+        bare_lua.globals().raw_set(k, v).expect("globals");
+    }
+    let bare_spawn: Function = bare_lua.load(spawn_src).into_function().expect("compile");
+    g.bench_function("spawn_complete_no_hub", |b| {
+        b.iter_custom(|n| {
+            let args = MultiValue::from_iter([Value::Integer(n as i64)]);
+            let start = Instant::now();
+            let p = bare_sched
+                .engine()
+                .spawn(bare_spawn.clone(), args, &ScriptContext::new("bench"))
+                .expect("spawn");
+            bare_sched.run_until(|| !p.is_pending(), None);
+            let elapsed = start.elapsed();
+            assert_eq!(p.status(), luaco::PromiseStatus::Resolved);
+            elapsed
+        })
+    });
+    let rt_hook = runtime(256);
+    rt_hook.hooks().on(luaco::HookPoint::Completed, |ctx| {
+        std::hint::black_box(ctx.execution_time);
+        Ok(())
+    });
+    let spawn_hooked: Function = rt_hook
+        .lua()
+        .load(spawn_src)
+        .into_function()
+        .expect("compile");
+    g.bench_function("spawn_complete_rust_hook", |b| {
+        b.iter_custom(|n| time_task(&rt_hook, &spawn_hooked, n))
+    });
+    let rt_sub = runtime(256);
+    rt_sub
+        .lua()
+        .load("seen = 0 events.on('coroutine.completed', function() seen = seen + 1 end)")
+        .exec()
+        .expect("subscribe");
+    let spawn_watched: Function = rt_sub
+        .lua()
+        .load(spawn_src)
+        .into_function()
+        .expect("compile");
+    g.bench_function("spawn_complete_lua_subscriber", |b| {
+        b.iter_custom(|n| time_task(&rt_sub, &spawn_watched, n))
+    });
     g.finish();
 }
 

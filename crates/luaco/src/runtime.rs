@@ -413,9 +413,11 @@ impl Runtime {
         Ok(stats)
     }
 
-    /// Starts the wall clock of every state's guard: it is per call.
+    /// A new call: the wall clock of every state's guard starts again, and
+    /// the runtime's own heap limit is forgiven (a script's own state,
+    /// once out of memory, stays over).
     fn restart_clocks(&self) {
-        self.main.guard.restart_clock();
+        self.main.guard.start_call();
         for state in self.own_states.borrow().iter() {
             state.guard.restart_clock();
         }

@@ -65,7 +65,10 @@ impl State {
         engine.add_observer(Rc::new(TracingObserver::new()) as Rc<dyn Observer>);
         guard.attach(&engine);
         if limits.max_memory.is_some() {
-            engine.add_observer(Rc::new(MemoryWatch(guard.clone())) as Rc<dyn Observer>);
+            engine.add_observer(Rc::new(MemoryWatch {
+                guard: guard.clone(),
+                lua: lua.weak(),
+            }) as Rc<dyn Observer>);
         }
         luaco_io::install(&engine, &lua, io.clone())?;
         hub.attach(&engine)?;
@@ -104,19 +107,35 @@ impl State {
     }
 }
 
-/// Ends the run when the heap limit makes a task fail unhandled: a run
+/// Ends the run when the heap limit makes a task fail (handled or not), or an
+/// allocation failure was caught inside the engine and reported: a run
 /// whose memory ran out cannot be trusted to go on (and its pending timers
 /// would otherwise keep it alive).
-struct MemoryWatch(Guard);
+struct MemoryWatch {
+    guard: Guard,
+    lua: mlua::WeakLua,
+}
 
 impl Observer for MemoryWatch {
     fn wants_lifecycle(&self) -> bool {
         false
     }
 
+    fn limit_hit(&self, _task: &luaco_core::TaskInfo<'_>, error: &ScriptError) {
+        if Limit::of(error) == Some(Limit::Memory) {
+            self.unhandled_rejection(error);
+        }
+    }
+
     fn unhandled_rejection(&self, error: &ScriptError) {
-        if error.kind == ErrorKind::Limit && error.message.starts_with("memory limit") {
-            self.0.trip(Limit::Memory);
+        let memory = (error.kind == ErrorKind::Limit && error.message.starts_with("memory limit"))
+            || error.message.ends_with("not enough memory");
+        if !memory {
+            return;
+        }
+        match self.lua.try_upgrade() {
+            Some(lua) => self.guard.trip_memory(&lua),
+            None => self.guard.trip(Limit::Memory),
         }
     }
 }

@@ -247,11 +247,16 @@ fn memory_limit_is_a_limit_error() -> luaco::Result<()> {
         "local t = {} for i = 1, 1e8 do t[i] = string.rep('x', 64) .. i end",
         ScriptContext::new("hog"),
     )?;
+    // A full heap is a run-level limit: the call ends with it.
     match rt.block_on(&p) {
-        Err(Error::Script(e)) => assert_eq!(e.kind, ErrorKind::Limit, "{e:?}"),
+        Err(Error::Limit(e)) => {
+            assert_eq!(e.kind, ErrorKind::Limit, "{e:?}");
+            assert_eq!(e.code.as_deref(), Some("memory"), "{e:?}");
+        }
         other => panic!("expected a limit error, got {other:?}"),
     }
-    // The runtime stays usable after the limit was hit.
+    // The runtime stays usable after the limit was hit: the next call is a
+    // new run.
     rt.lua().gc_collect()?;
     let q = rt.create_async("return 1 + 1", ScriptContext::new("after"))?;
     assert_eq!(rt.block_on(&q)?, ScriptValue::Integer(2));

@@ -225,7 +225,7 @@ impl Engine {
             }
         }
         for o in &observers {
-            if o.wants_lifecycle() {
+            if o.wants(event) {
                 o.lifecycle(event, &info);
             }
         }

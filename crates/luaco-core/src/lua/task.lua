@@ -65,13 +65,23 @@ local spawn_sites = options.spawn_sites
 local default_ctx = options.default_ctx
 
 -- Lifecycle reporting: off unless an observer wants it.
+-- `observed`: some point is wanted (running time and yields are counted);
+-- then one flag per point.
 local observed = false
+local obs_created, obs_started, obs_yielded, obs_resumed = false, false, false, false
+local obs_completed, obs_failed, obs_cancelled = false, false, false
 local lifecycle, clock = prim.lifecycle, prim.clock
 local EV_CREATED, EV_STARTED, EV_YIELDED, EV_RESUMED, EV_COMPLETED, EV_FAILED, EV_CANCELLED =
   1, 2, 3, 4, 5, 6, 7
 -- Not a lifecycle point: a run-level limit stopped the task.
 local EV_LIMIT = 8
-function core.set_observed(on) observed = on end
+-- `mask`: bit i - 1 for lifecycle point i.
+function core.set_observed(mask)
+  local function bit(i) return mask & (1 << (i - 1)) ~= 0 end
+  observed = mask ~= 0
+  obs_created, obs_started, obs_yielded, obs_resumed = bit(1), bit(2), bit(3), bit(4)
+  obs_completed, obs_failed, obs_cancelled = bit(5), bit(6), bit(7)
+end
 
 -- `v`: the result or the error, where there is one.
 local function report(ev, t, st, v)
@@ -88,7 +98,7 @@ local function created(t, parent)
   if veto == nil then return end
   set_done(t)
   t[FN], t[ARGS], t[ARG1] = nil, nil, nil
-  report(EV_FAILED, t, REJECTED, veto)
+  if obs_failed then report(EV_FAILED, t, REJECTED, veto) end
   local p = t[PROMISE]
   t[PROMISE] = false
   settle(p, REJECTED, veto)
@@ -212,7 +222,7 @@ local function spawn(f, ...)
       if depth < MAX_SITE_DEPTH then t[UP] = parent end
     end
   end
-  if observed then created(t, parent) end
+  if obs_created then created(t, parent) end
   return p
 end
 core.spawn = spawn
@@ -231,7 +241,7 @@ core.current_ctx = current_ctx
 local function spawn_into(p, ctx, f, ...)
   local n = select("#", ...)
   local t = new_task(f, p, ctx or default_ctx, n > 0 and pack(...) or nil)
-  if observed then created(t, cur_task) end
+  if obs_created then created(t, cur_task) end
   return t
 end
 core.spawn_into = spawn_into
@@ -240,7 +250,7 @@ core.spawn_into = spawn_into
 function core.spawn_handler(p, ctx, f, v)
   local t = new_task(f, p, ctx or default_ctx, ONE)
   t[ARG1] = v
-  if observed then created(t, cur_task) end
+  if obs_created then created(t, cur_task) end
   return t
 end
 
@@ -269,7 +279,7 @@ function core.spawn_host(f, ctx, name, ...)
   local n = select("#", ...)
   local t = new_task(f, p, ctx, n > 0 and pack(...) or nil)
   t[SITE], t[LINE] = "=" .. name .. " (by the host)", 0
-  if observed then created(t, cur_task) end
+  if obs_created then created(t, cur_task) end
   return p
 end
 
@@ -304,13 +314,24 @@ local function finish(t, ok, v)
   t[STATE] = DONE
   live = live - 1
   local p = t[PROMISE]
-  if not ok and v == MEMORY then
-    -- A memory error arrives as Lua's preallocated bare string. Free
-    -- what the task left before anything else is built.
-    collectgarbage()
-    v = core.memory_error()
+  if not ok then
+    if v == MEMORY then
+      -- A memory error arrives as Lua's preallocated bare string. Free
+      -- what the task left before anything else is built.
+      collectgarbage()
+      v = core.memory_error()
+    end
+    -- A full heap is a run-level limit however the failure is handled
+    -- (the host may hold this promise): the observers hear of it now.
+    if type(v) == "table" and rawget(v, "code") == "memory" and rawget(v, "kind") == "limit" then
+      lifecycle(EV_LIMIT, t[ID], t[CTX], REJECTED, t[YIELDS] or 0, t[TIME] or 0, v)
+    end
   end
-  if observed then report(ok and EV_COMPLETED or EV_FAILED, t, ok and RESOLVED or REJECTED, v) end
+  if ok then
+    if obs_completed then report(EV_COMPLETED, t, RESOLVED, v) end
+  elseif obs_failed then
+    report(EV_FAILED, t, REJECTED, v)
+  end
   t[KIDS] = nil
   if ok then
     if type(v) == "table" then
@@ -374,7 +395,7 @@ local function cancel_task(t)
     t[STATE] = CANCEL_PENDING
   else
     set_done(t)
-    if observed then report(EV_CANCELLED, t) end
+    if obs_cancelled then report(EV_CANCELLED, t) end
     local co = t[CO]
     t[FN], t[ARGS], t[ARG1] = nil, nil, nil
     if co then
@@ -412,7 +433,7 @@ local function step(t)
       co = co_create(worker_body)
     end
     t[CO], t[STATE], arg = co, RUNNING, t
-    if observed then report(EV_STARTED, t) end
+    if obs_started then report(EV_STARTED, t) end
   else
     local w = t[WAITING]
     if w then
@@ -420,7 +441,7 @@ local function step(t)
       t[WAITING] = nil
       if w[X] then w[X] = nil end -- the value is delivered now
     end
-    if observed then report(EV_RESUMED, t) end
+    if obs_resumed then report(EV_RESUMED, t) end
   end
   local started = observed and clock()
   cur_task = t
@@ -466,7 +487,7 @@ local function step(t)
     t[CO] = false
     if t[STATE] == CANCEL_PENDING then
       set_done(t)
-      if observed then report(EV_CANCELLED, t) end
+      if obs_cancelled then report(EV_CANCELLED, t) end
       cancel_leftovers(t)
     else
       finish(t, true, b)
@@ -476,14 +497,14 @@ local function step(t)
   if t[STATE] == CANCEL_PENDING then
     set_done(t)
     t[CO] = false
-    if observed then report(EV_CANCELLED, t) end
+    if obs_cancelled then report(EV_CANCELLED, t) end
     close(co)
     cancel_leftovers(t)
     return
   end
   if observed then
     t[YIELDS] = (t[YIELDS] or 0) + 1
-    report(EV_YIELDED, t)
+    if obs_yielded then report(EV_YIELDED, t) end
   end
   if a == AWAIT then
     t[WAITING] = b
@@ -502,7 +523,7 @@ local function step(t)
     set_done(t)
     local err = prim.limit_error()
     lifecycle(EV_LIMIT, t[ID], t[CTX], REJECTED, t[YIELDS] or 0, t[TIME] or 0, err)
-    if observed then report(EV_FAILED, t, REJECTED, err) end
+    if obs_failed then report(EV_FAILED, t, REJECTED, err) end
     settle(t[PROMISE], REJECTED, err)
     return
   end
