@@ -35,8 +35,10 @@
 
 mod env;
 mod guard;
+mod pattern;
 mod policy;
 
 pub use env::safe_environment;
 pub use guard::{ContextBudget, Guard, Limit, Limits};
+pub use pattern::{install_counted, Meter};
 pub use policy::{SandboxPolicy, ScopedHttp};
