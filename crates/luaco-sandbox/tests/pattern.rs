@@ -313,6 +313,16 @@ fn features_match_lua() {
             "1a,2b",
         ),
         (r##"select("#", ("a"):gmatch("b")())"##, "0"),
+        // Three matches, then a position where the recursion is too deep:
+        // the error comes at the fourth step, and again at the fifth.
+        (
+            r#"(function() local it = ("bbb" .. ("a"):rep(300)):gmatch(("a?"):rep(250) .. "b") local t = {} for i = 1, 5 do local ok, v = pcall(it) t[i] = tostring(ok) .. ":" .. tostring(v) end return table.concat(t, ",") end)()"#,
+            "true:b,true:b,true:b,false:pattern too complex,false:pattern too complex",
+        ),
+        (
+            r#"(function() local t = {} for k, v in ("a1b2c3"):gmatch("(%a)(%d)") do t[#t+1] = k .. "=" .. v end return table.concat(t, ",") end)()"#,
+            "a=1,b=2,c=3",
+        ),
         (r#"("^a"):gmatch("^a")()"#, "^a"),
         // gsub.
         (r#"("hello world"):gsub("o", "0", 1)"#, "hell0 world 1"),
@@ -682,6 +692,7 @@ fn speed() -> mlua::Result<()> {
           plain = time(function() for _ = 1, 20 do hay:find("needle", 1, true) end end),
           literal = time(function() for _ = 1, 20 do hay:find("needle") end end),
           match = time(function() for _ = 1, 20 do for i = 1, #short do short[i]:match("^(%w+)%s*=%s*(%w+)$") end end end),
+          find_short = time(function() for _ = 1, 20 do for i = 1, #short do short[i]:find("=", 1, true) end end end),
           gsub_fn = time(function() text:gsub("%a+", function(w) return w end) end),
           gsub_table = time(function() text:gsub("%a+", { word = "w" }) end),
           find_class = time(function() text:find("%d%d%d%d") end),
@@ -696,6 +707,7 @@ fn speed() -> mlua::Result<()> {
         "plain",
         "literal",
         "match",
+        "find_short",
         "gsub_fn",
         "gsub_table",
         "find_class",

@@ -168,7 +168,14 @@ pub(crate) fn find(
     Ok(one(Value::Nil))
 }
 
-/// `string.gmatch`: the iterator, a Rust function the wrapper wraps again.
+/// Most matches one refill of gmatch's buffer collects.
+const MAX_BATCH: usize = 64;
+
+/// `string.gmatch`: a function that fills the wrapper's buffer with the
+/// captures of the next few matches, so that most steps of the loop cost
+/// no call into Rust. Each refill collects twice as many matches as the
+/// last (up to [`MAX_BATCH`]), so a loop that stops early has had at most
+/// about as much work done ahead as it used.
 pub(crate) fn gmatch(
     lua: &Lua,
     shared: &Rc<Shared>,
@@ -180,36 +187,94 @@ pub(crate) fn gmatch(
     let len = subject.as_bytes().len();
     // Past the end, one past it: the iterator then finds nothing.
     let start = start_index(args.opt_integer(3, 1)?, len).unwrap_or(len + 1);
-    // Patterns are short: a copy saves borrowing it again at every step.
+    // Patterns are short: a copy saves borrowing it again at every refill.
     let pattern = pattern.as_bytes().to_vec();
-    let next = Cell::new(start);
-    let last_match = Cell::new(None);
+    let state = Cell::new(GmatchState {
+        next: start,
+        last_match: None,
+        batch: 1,
+    });
     let shared = shared.clone();
-    let iterator = lua.create_function(move |lua, ()| {
-        let step = || -> Result<MultiValue, Raise> {
-            let src = subject.as_bytes();
-            let mut m = Matcher::new(&src, &pattern, &*shared.meter);
-            let mut out = MultiValue::new();
-            for s in next.get()..=src.len() {
-                match m.match_at(s) {
-                    Ok(Some(e)) if Some(e) != last_match.get() => {
-                        next.set(e);
-                        last_match.set(Some(e));
-                        push_captures(lua, &mut m, &src, (s, e), true, &mut out)?;
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(f) => return Err(failed(lua, &mut m.counter, f)),
-                }
-            }
-            m.counter
-                .flush()
-                .map_err(|f| failed(lua, &mut m.counter, f))?;
-            Ok(out)
-        };
-        shared.respond(lua, step())
+    let fill = lua.create_function(move |lua, buffer: Table| {
+        let mut st = state.get();
+        let result = fill_gmatch(
+            lua,
+            &shared,
+            &subject.as_bytes(),
+            &pattern,
+            &mut st,
+            &buffer,
+        );
+        state.set(st);
+        shared.respond(lua, result)
     })?;
-    Ok(one(Value::Function(iterator)))
+    Ok(one(Value::Function(fill)))
+}
+
+#[derive(Clone, Copy)]
+struct GmatchState {
+    /// Where the next match is looked for.
+    next: usize,
+    /// Where the last match ended: an empty match there is skipped.
+    last_match: Option<usize>,
+    /// How many matches the next refill collects.
+    batch: usize,
+}
+
+/// Puts the captures of up to `st.batch` matches in `buffer`; returns how
+/// many values it put and how many each match has. An error after the
+/// first match is left for the next refill to meet again (matching is a
+/// pure function of the state), so it is raised at the same iteration as
+/// Lua's.
+fn fill_gmatch(
+    lua: &Lua,
+    shared: &Shared,
+    src: &[u8],
+    pat: &[u8],
+    st: &mut GmatchState,
+    buffer: &Table,
+) -> Result<MultiValue, Raise> {
+    let mut m = Matcher::new(src, pat, &*shared.meter);
+    let (mut found, mut size, mut width) = (0, 0, 0);
+    let mut s = st.next;
+    while found < st.batch && s <= src.len() {
+        let e = match m.match_at(s) {
+            Ok(Some(e)) if Some(e) != st.last_match => e,
+            Ok(_) => {
+                s += 1;
+                continue;
+            }
+            Err(Fail::Pattern(_)) if found > 0 => break,
+            Err(f) => return Err(failed(lua, &mut m.counter, f)),
+        };
+        let count = m.capture_count(true);
+        let bad = (0..count).find_map(|i| m.capture(i, s, e).err());
+        // Every match of one pattern has as many captures; should one not,
+        // it waits for a refill of its own, as does a bad capture.
+        if found > 0 && (bad.is_some() || count != width) {
+            break;
+        }
+        if let Some(p) = bad {
+            // Lua moves past the match before it finds the capture bad.
+            (st.next, st.last_match) = (e, Some(e));
+            return Err(failed(lua, &mut m.counter, Fail::Pattern(p)));
+        }
+        for cap in (0..count).filter_map(|i| m.capture(i, s, e).ok()) {
+            size += 1;
+            buffer.raw_set(size, capture_value(lua, src, cap)?)?;
+        }
+        (found, width) = (found + 1, count);
+        (st.next, st.last_match) = (e, Some(e));
+        s = e;
+    }
+    st.batch = (st.batch * 2).min(MAX_BATCH);
+    m.counter
+        .flush()
+        .map_err(|f| failed(lua, &mut m.counter, f))?;
+    Ok(MultiValue::from_vec(vec![
+        Value::Integer(size),
+        Value::Integer(width as i64),
+    ]))
 }
 
 /// One element of a replacement string, parsed once per call.
@@ -359,6 +424,14 @@ fn replacement(
                 protected(&shared.pcall, (index, Value::Table(t.clone()), key))?
             }
         }
+        // One capture is the usual case: passed without a MultiValue.
+        Replacement::Function(f) if m.capture_count(true) == 1 => {
+            let cap = match m.capture(0, s, e) {
+                Ok(cap) => capture_value(lua, src, cap)?,
+                Err(p) => return Err(failed(lua, &mut m.counter, Fail::Pattern(p))),
+            };
+            protected(&shared.pcall, (f, cap))?
+        }
         Replacement::Function(f) => {
             let mut call = MultiValue::new();
             call.push_back(Value::Function(f.clone()));
@@ -379,9 +452,9 @@ fn replacement(
 
 /// Calls `pcall(...)`: its first result, or the error to raise again.
 fn protected(pcall: &Function, call: impl mlua::IntoLuaMulti) -> Result<Value, Raise> {
-    let mut results: MultiValue = pcall.call(call)?;
-    let ok = matches!(results.pop_front(), Some(Value::Boolean(true)));
-    let value = results.pop_front().unwrap_or(Value::Nil);
+    // pcall's first result is a boolean; the rest past the second are
+    // what Lua's gsub drops too.
+    let (ok, value): (bool, Value) = pcall.call(call)?;
     if ok {
         Ok(value)
     } else {

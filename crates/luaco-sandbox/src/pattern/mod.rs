@@ -35,7 +35,7 @@ pub trait Meter {
 /// Raises a wrapper's error values as Lua would: at level 0, because the
 /// message already carries the position `luaL_error` gives.
 const WRAPPERS: &str = r#"
-local string, find, match, gmatch, gsub, RAISE, error, select = ...
+local string, find, match, gmatch, gsub, RAISE, error, select, unpack = ...
 local function check(...)
   if ... == RAISE then error((select(2, ...)), 0) end
   return ...
@@ -43,9 +43,22 @@ end
 string.find = function(...) return check(find(...)) end
 string.match = function(...) return check(match(...)) end
 string.gsub = function(...) return check(gsub(...)) end
+-- The Rust side refills the buffer with the captures of the next few
+-- matches, `width` values each.
 string.gmatch = function(...)
-  local iterator = check(gmatch(...))
-  return function() return check(iterator()) end
+  local fill = check(gmatch(...))
+  local buffer, at, size, width = {}, 1, 0, 1
+  return function()
+    if at > size then
+      size, width = check(fill(buffer))
+      if size == 0 then return end
+      at = 1
+    end
+    local i = at
+    at = i + width
+    if width == 1 then return buffer[i] end
+    return unpack(buffer, i, at - 1)
+  end
 end
 "#;
 
@@ -57,7 +70,7 @@ end
 /// A string's methods (`s:find(p)`) come from the string metatable's
 /// `__index`, which is the table given here only if it is the one the
 /// metatable names. Needs the base library's `pcall`, `error` and
-/// `select` in the globals when it is called.
+/// `select`, and `table.unpack`, in the globals when it is called.
 ///
 /// # Examples
 ///
@@ -120,6 +133,7 @@ pub fn install_counted(lua: &Lua, string: &Table, meter: Rc<dyn Meter>) -> mlua:
     };
     let error: Function = globals.raw_get("error")?;
     let select: Function = globals.raw_get("select")?;
+    let unpack: Function = globals.raw_get::<Table>("table")?.raw_get("unpack")?;
     lua.load(WRAPPERS).set_name("=luaco/pattern").call::<()>((
         string.clone(),
         find,
@@ -129,5 +143,6 @@ pub fn install_counted(lua: &Lua, string: &Table, meter: Rc<dyn Meter>) -> mlua:
         shared.raise.clone(),
         error,
         select,
+        unpack,
     ))
 }
