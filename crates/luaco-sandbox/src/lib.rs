@@ -11,6 +11,10 @@
 //! `string.gsub` callback) the hook raises instead, at every instruction,
 //! until the script is back where it can be stopped.
 //!
+//! No hook runs inside Lua's C pattern matcher, so [`install_counted`]
+//! offers `string.find`, `match`, `gmatch` and `gsub` in Rust that charge
+//! a [`Meter`] for their steps and stop when it says so.
+//!
 //! # Examples
 //!
 //! ```
@@ -35,8 +39,10 @@
 
 mod env;
 mod guard;
+mod pattern;
 mod policy;
 
 pub use env::safe_environment;
 pub use guard::{ContextBudget, Guard, Limit, Limits};
+pub use pattern::{install_counted, Meter};
 pub use policy::{SandboxPolicy, ScopedHttp};
