@@ -137,7 +137,8 @@ pub struct Origin<'a> {
     pub thread_id: u64,
     /// Its script's name.
     pub script_name: &'a str,
-    /// It was a quiet task (see [`Engine::spawn_quiet`](crate::Engine::spawn_quiet)).
+    /// It was a quiet task: an event handler, which reports no lifecycle
+    /// (the Lua half's `spawn_quiet`).
     pub quiet: bool,
 }
 

@@ -168,12 +168,15 @@ impl ContextBudget {
         limit.error(&detail(limit, &self.limits))
     }
 
-    /// Counts one hook period; the limit hit, if any.
-    fn charge(&self, every: u32) -> Option<Limit> {
+    /// Counts one hook period (or a C function's steps); the limit hit, if any.
+    fn charge(&self, work: u64) -> Option<Limit> {
         if let Some(limit) = self.tripped.get() {
             return Some(limit);
         }
-        let left = self.remaining.get() - i64::from(every);
+        let left = self
+            .remaining
+            .get()
+            .saturating_sub(i64::try_from(work).unwrap_or(i64::MAX));
         self.remaining.set(left);
         let hit = if left <= 0 {
             Some(Limit::Instructions)
@@ -355,6 +358,40 @@ impl Guard {
     }
 }
 
+impl Guard {
+    /// Charges `steps` of work done in C (a pattern match) as that many
+    /// instructions, to the run and to the running script's own budget,
+    /// and checks the wall clock: the error of the limit hit, if any. The
+    /// next hook then stops the task as usual.
+    pub(crate) fn charge_steps(&self, steps: u64) -> Result<(), ScriptError> {
+        let state = &self.state;
+        let left = state
+            .remaining
+            .get()
+            .saturating_sub(i64::try_from(steps).unwrap_or(i64::MAX));
+        state.remaining.set(left);
+        if state.tripped.get().is_none() {
+            if left <= 0 {
+                trip(state, Limit::Instructions);
+            } else if state.deadline.get().is_some_and(|d| Instant::now() >= d) {
+                trip(state, Limit::Time);
+            }
+        }
+        if let Some(limit) = state.tripped.get() {
+            return Err(self.error(limit));
+        }
+        if state.contexts {
+            let context = state.engine.get().and_then(Engine::current_context);
+            if let Some(budget) = context.as_deref().and_then(|c| c.policy::<ContextBudget>()) {
+                if let Some(limit) = budget.charge(steps) {
+                    return Err(budget.error(limit));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn trip(state: &State, limit: Limit) {
     if state.tripped.get().is_none() {
         state.tripped.set(Some(limit));
@@ -439,7 +476,7 @@ fn preempt(state: &State, lua: &Lua, slice: Duration) -> mlua::Result<VmState> {
 fn context_stop(state: &Rc<State>, lua: &Lua) -> Option<mlua::Result<VmState>> {
     let context = state.engine.get()?.current_context()?;
     let budget = context.policy::<ContextBudget>()?;
-    let limit = budget.charge(EVERY)?;
+    let limit = budget.charge(u64::from(EVERY))?;
     let error = budget.error(limit);
     Some(stop_with(state, lua, error))
 }
@@ -475,12 +512,15 @@ fn stop_with(state: &Rc<State>, lua: &Lua, error: ScriptError) -> mlua::Result<V
     Err(mlua::Error::runtime(error.message))
 }
 
-/// Wraps `pcall`, `xpcall` and `coroutine.resume` in `env` so that a
-/// heap-limit error they catch ends the run all the same: the guard trips
-/// [`Limit::Memory`] and every task stops at its next hook. The wrappers
-/// are Lua functions, so `pcall(await, p)` still yields.
+/// Wraps `pcall`, `xpcall` and `coroutine.resume` in `env`. With a heap
+/// limit (`memory`), a heap-limit error they catch ends the run all the
+/// same: the guard trips [`Limit::Memory`] and every task stops at its
+/// next hook. And an `xpcall` message handler never runs for the error the
+/// hook raises to stop a script: Lua calls it while still inside the hook,
+/// where hooks are off, so a handler that loops would run for ever. The
+/// wrappers are Lua functions, so `pcall(await, p)` still yields.
 const HARDEN: &str = r#"
-local env, trip = ...
+local env, trip, stopping, memory = ...
 local real_pcall, real_xpcall = env.pcall, env.xpcall
 local co = env.coroutine
 local real_resume = co and co.resume
@@ -496,20 +536,24 @@ local function is_memory(e)
   return false
 end
 local function check(ok, e, ...)
-  if not ok and is_memory(e) then trip() end
+  if memory and not ok and is_memory(e) then trip() end
   return ok, e, ...
 end
-env.pcall = function(f, ...) return check(real_pcall(f, ...)) end
+if memory then
+  env.pcall = function(f, ...) return check(real_pcall(f, ...)) end
+  if real_resume then
+    co.resume = function(c, ...) return check(real_resume(c, ...)) end
+  end
+end
 -- Lua calls no message handler for a memory error: the result is checked
 -- too.
 env.xpcall = function(f, handler, ...)
+  if type(handler) ~= "function" then return real_xpcall(f, handler, ...) end
   return check(real_xpcall(f, function(e)
-    if is_memory(e) then trip() end
+    if stopping() then return e end
+    if memory and is_memory(e) then trip() end
     return handler(e)
   end, ...))
-end
-if real_resume then
-  co.resume = function(c, ...) return check(real_resume(c, ...)) end
 end
 "#;
 
@@ -533,17 +577,44 @@ impl Guard {
         }
     }
 
-    /// Makes a heap-limit error that `env`'s scripts catch (with `pcall`,
-    /// `xpcall` or `coroutine.resume`) end the run anyway, as SPEC's
-    /// run-level limits do: they may observe it, not survive it.
-    pub fn harden(&self, lua: &Lua, env: &mlua::Table) -> mlua::Result<()> {
+    /// Makes the protected calls of `env` unable to outlast a run-level
+    /// limit, as SPEC says: a script may observe the limit, not survive
+    /// it. With `memory` (the state has a heap limit), a heap-limit error
+    /// caught by `pcall`, `xpcall` or `coroutine.resume` ends the run
+    /// anyway; and an `xpcall` message handler is skipped for the error
+    /// that stops a script (see the wrappers' comment). Call it on the
+    /// state's globals before environments copy them.
+    pub fn harden(&self, lua: &Lua, env: &mlua::Table, memory: bool) -> mlua::Result<()> {
         let guard = self.clone();
         let trip_memory = lua.create_function(move |lua, ()| {
             guard.trip_memory(lua);
             Ok(())
         })?;
-        lua.load(HARDEN)
-            .set_name("=luaco/harden")
-            .call::<()>((env.clone(), trip_memory))
+        let guard = self.clone();
+        let stopping = lua.create_function(move |_, ()| Ok(guard.stopping()))?;
+        lua.load(HARDEN).set_name("=luaco/harden").call::<()>((
+            env.clone(),
+            trip_memory,
+            stopping,
+            memory,
+        ))
+    }
+
+    /// Whether the running script is being stopped: a run-level limit, or
+    /// the running task's own budget, was hit.
+    fn stopping(&self) -> bool {
+        let state = &self.state;
+        if state.tripped.get().is_some() {
+            return true;
+        }
+        state.contexts
+            && state
+                .engine
+                .get()
+                .and_then(Engine::current_context)
+                .is_some_and(|c| {
+                    c.policy::<ContextBudget>()
+                        .is_some_and(|b| b.tripped().is_some())
+                })
     }
 }

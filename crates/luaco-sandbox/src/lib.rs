@@ -13,7 +13,10 @@
 //!
 //! No hook runs inside Lua's C pattern matcher, so [`install_counted`]
 //! offers `string.find`, `match`, `gmatch` and `gsub` in Rust that charge
-//! a [`Meter`] for their steps and stop when it says so.
+//! a [`Meter`] for their steps and stop when it says so;
+//! [`Guard::bound_c_functions`] installs them, charged to the guard's
+//! budgets, with `string.rep`, `table.move`, `table.insert` and
+//! `table.remove` made to do long work in Lua where the hook sees it.
 //!
 //! # Examples
 //!
@@ -37,6 +40,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+mod bounded;
 mod env;
 mod guard;
 mod pattern;

@@ -61,6 +61,7 @@ impl State {
         let lua = guard
             .state_builder(StateBuilder::new().memory_limit(limits.max_memory))
             .build()?;
+
         let engine = engine(&lua)?;
         engine.add_observer(Rc::new(TracingObserver::new()) as Rc<dyn Observer>);
         guard.attach(&engine);
@@ -73,15 +74,19 @@ impl State {
         luaco_io::install(&engine, &lua, io.clone())?;
         hub.attach(&engine)?;
         let api = engine.api();
+        // After the engine and modules took their own copies of the
+        // libraries (they stay unbounded), before any script environment
+        // copies them.
+        if guard.is_needed() {
+            guard.bound_c_functions(&lua)?;
+        }
+        if guard.is_needed() || limits.max_memory.is_some() {
+            guard.harden(&lua, &lua.globals(), limits.max_memory.is_some())?;
+        }
         let env = match config.sandbox.is_some() || untrusted {
             true => Some(luaco_sandbox::safe_environment(&lua, &api)?),
             false => None,
         };
-        if limits.max_memory.is_some() {
-            // A heap-limit error a script catches still ends the run.
-            let scripts = env.clone().unwrap_or_else(|| lua.globals());
-            guard.harden(&lua, &scripts)?;
-        }
         if config.globals && env.is_none() {
             let globals = lua.globals();
             for pair in api.pairs::<Value, Value>() {

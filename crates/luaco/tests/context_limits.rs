@@ -127,3 +127,60 @@ fn max_execution_time_stops_a_spinning_script_and_the_runtime_goes_on() -> luaco
     assert_eq!(rt.block_on(&next)?, ScriptValue::String("next".into()));
     Ok(())
 }
+
+/// Lua's matcher runs in C, where no hook runs: with limits, the pattern
+/// functions count their steps, so every limit ends a runaway match.
+#[test]
+fn every_limit_stops_a_backtracking_pattern() -> luaco::Result<()> {
+    const RUNAWAY: &str = r#"return ("a"):rep(40):find(("a*"):rep(40) .. "b")"#;
+    let started = Instant::now();
+    let rt = Runtime::new(Config {
+        max_execution_time: Some(Duration::from_millis(200)),
+        ..Config::default()
+    })?;
+    let p = rt.create_async(RUNAWAY, ScriptContext::new("runaway"))?;
+    assert!(matches!(rt.block_on(&p), Err(luaco::Error::Timeout)));
+    // The runtime goes on, and its patterns still match.
+    let ok = rt.create_async(
+        r#"return ("key=v"):match("(%w+)=")"#,
+        ScriptContext::new("ok"),
+    )?;
+    assert_eq!(rt.block_on(&ok)?, ScriptValue::String("key".into()));
+
+    let rt = Runtime::new(Config {
+        context_limits: true,
+        ..Config::default()
+    })?;
+    for (limits, code) in [
+        (
+            Limits {
+                max_instructions: Some(2_000_000),
+                ..Limits::default()
+            },
+            "instructions",
+        ),
+        (
+            Limits {
+                timeout: Some(Duration::from_millis(200)),
+                ..Limits::default()
+            },
+            "time",
+        ),
+    ] {
+        // In a sandboxed script, as a method (the string metatable's).
+        let p = rt.create_async(
+            r#"local s = ("a"):rep(40) return s:gsub(("a*"):rep(40) .. "b", "x")"#,
+            budget(limits),
+        )?;
+        match rt.block_on(&p) {
+            Err(luaco::Error::Script(e)) => assert_eq!(e.code.as_deref(), Some(code), "{e:?}"),
+            other => panic!("wanted a {code} limit, got {other:?}"),
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    Ok(())
+}

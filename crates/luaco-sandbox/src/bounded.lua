@@ -1,0 +1,82 @@
+-- Versions of standard functions whose C loops can run without end while
+-- allocating nothing, so no hook and no heap limit would stop them: they
+-- keep the originals' results and errors, and do long work in Lua, where
+-- the count hook runs. Arguments: the `string` and `table` libraries.
+local string, table = ...
+local rep, move, insert, remove = string.rep, table.move, table.insert, table.remove
+local type, select, tonumber = type, select, tonumber
+local tointeger, maxinteger = math.tointeger, math.maxinteger
+
+-- Longer C loops than this run in pieces, or in Lua.
+local CHUNK = 1024
+
+local function integer(x)
+  return tointeger(tonumber(x) or x)
+end
+
+-- `string.rep("", n)` loops n times copying nothing.
+string.rep = function(s, n, sep)
+  if s == "" and (sep == nil or sep == "") then
+    local k = integer(n)
+    if k and k > 1 then n = 1 end
+  end
+  return rep(s, n, sep)
+end
+
+-- `table.move` loops over the whole range even where every value is nil.
+table.move = function(a1, f, e, t, a2)
+  local fi, ei, ti = integer(f), integer(e), integer(t)
+  -- Short or malformed moves are Lua's own, with its checks and messages.
+  if not (fi and ei and ti) or not (fi > 0 or ei < maxinteger + fi) or ei - fi < CHUNK
+      or ti > maxinteger - (ei - fi) then
+    return move(a1, f, e, t, a2)
+  end
+  if a2 == nil then a2 = a1 end
+  move(a1, 1, 0, 1, a2) -- only checks both tables
+  local n = ei - fi
+  if ti > ei or ti <= fi or a1 ~= a2 then
+    for i = 0, n, CHUNK do
+      local last = i + CHUNK - 1
+      if last > n then last = n end
+      move(a1, fi + i, fi + last, ti + i, a2)
+    end
+  else
+    -- Overlapping, the destination above the source: from the top down.
+    local i = n
+    while i >= 0 do
+      local first = i - CHUNK + 1
+      if first < 0 then first = 0 end
+      move(a1, fi + first, fi + i, ti + first, a2)
+      i = first - 1
+    end
+  end
+  return a2
+end
+
+-- `table.insert(t, pos, v)` and `table.remove(t, pos)` shift every element
+-- up to `#t`, which `__len` may make as large as it likes.
+table.insert = function(t, ...)
+  if type(t) ~= "table" or select("#", ...) ~= 2 then return insert(t, ...) end
+  local pos, v = ...
+  local e = tointeger(#t) -- Lua takes a float length with an integer value
+  local p = integer(pos)
+  if e then e = e + 1 end
+  if not p or not e or p < 1 or p > e or e - p < CHUNK then
+    return insert(t, pos, v)
+  end
+  for i = e, p + 1, -1 do t[i] = t[i - 1] end
+  t[p] = v
+end
+
+table.remove = function(t, ...)
+  if type(t) ~= "table" or select("#", ...) ~= 1 then return remove(t, ...) end
+  local size = tointeger(#t)
+  local p = integer((...))
+  if not p or not size or p < 1 or p > size or size - p < CHUNK then
+    return remove(t, ...)
+  end
+  local v = t[p]
+  for i = p, size - 1 do t[i] = t[i + 1] end
+  t[size] = nil
+  return v
+end
