@@ -116,6 +116,7 @@ impl Limit {
 pub struct ContextBudget {
     limits: Limits,
     untrusted: bool,
+    policy: Option<crate::SandboxPolicy>,
     remaining: Cell<i64>,
     deadline: Option<Instant>,
     tripped: Cell<Option<Limit>>,
@@ -128,6 +129,7 @@ impl ContextBudget {
         ContextBudget {
             limits,
             untrusted: false,
+            policy: None,
             remaining: Cell::new(budget_of(&limits)),
             deadline: limits.timeout.map(|t| Instant::now() + t),
             tripped: Cell::new(None),
@@ -140,6 +142,20 @@ impl ContextBudget {
     pub fn untrusted(mut self) -> ContextBudget {
         self.untrusted = true;
         self
+    }
+
+    /// The same budget for an untrusted script with grants of its own:
+    /// it runs in a Lua state of its own whose `http` and `fs` obey
+    /// `policy` (within what the runtime itself allows).
+    pub fn sandboxed(mut self, policy: crate::SandboxPolicy) -> ContextBudget {
+        self.untrusted = true;
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The script's own grants, if it has them ([`ContextBudget::sandboxed`]).
+    pub fn policy(&self) -> Option<&crate::SandboxPolicy> {
+        self.policy.as_ref()
     }
 
     /// Whether the script runs untrusted, in a safe environment.

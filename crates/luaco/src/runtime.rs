@@ -145,30 +145,20 @@ impl fmt::Debug for Runtime {
 impl Runtime {
     /// A runtime with the standard Lua libraries and luaco's API.
     pub fn new(config: Config) -> Result<Runtime> {
-        let mut http = match (&config.http_client, config.allow_net) {
+        let http = match (&config.http_client, config.allow_net) {
             (_, false) => None,
             (Some(client), true) => Some(client.clone()),
             (None, true) => {
                 Some(Rc::new(HyperClient::with_config(config.http.clone())?) as Rc<dyn HttpClient>)
             }
         };
-        let mut fs = config.allow_fs.then(|| {
+        let fs = config.allow_fs.then(|| {
             config
                 .file_system
                 .clone()
                 .unwrap_or_else(|| Rc::new(RealFs::new()) as Rc<dyn FileSystem>)
         });
-        if let Some(policy) = &config.sandbox {
-            http = http.and_then(|client| policy.http(client));
-            fs = match (&policy.fs_root, fs) {
-                (Some(root), Some(_)) => Some(Rc::new(
-                    RealFs::confined(root)
-                        .map_err(|e| luaco_io::Error::io(root.display().to_string(), e))?,
-                ) as Rc<dyn FileSystem>),
-                _ => None,
-            };
-        }
-        let io = IoConfig {
+        let mut io = IoConfig {
             http,
             http_limits: config.request_limits,
             fs,
@@ -176,6 +166,9 @@ impl Runtime {
                 max_read: config.max_file_read,
             },
         };
+        if let Some(policy) = &config.sandbox {
+            io = scoped_io(&io, policy)?;
+        }
         // The wall clock is checked by the loop between turns and by the
         // hook inside a task that never awaits.
         let limits = Limits {
@@ -274,8 +267,9 @@ impl Runtime {
         let name = format!("={}", context.name());
         let budget = context.policy::<ContextBudget>();
         let untrusted = budget.is_some_and(ContextBudget::is_untrusted);
-        let (state, own) = match budget.and_then(|b| b.limits().max_memory) {
-            Some(bytes) => (Some(self.own_state(bytes, untrusted)?), None),
+        let own_state = budget.filter(|b| b.limits().max_memory.is_some() || b.policy().is_some());
+        let (state, own) = match own_state {
+            Some(budget) => (Some(self.own_state(budget)?), None),
             // An untrusted script of a trusted host: globals of its own.
             None if untrusted => (
                 None,
@@ -302,21 +296,25 @@ impl Runtime {
         })
     }
 
-    /// A new state in this runtime's loop for one script, with a heap
-    /// limit of `bytes`.
-    fn own_state(&self, bytes: usize, untrusted: bool) -> Result<Rc<State>> {
+    /// A new state in this runtime's loop for one script, with the heap
+    /// limit and grants of its `budget`.
+    fn own_state(&self, budget: &ContextBudget) -> Result<Rc<State>> {
+        let io = match budget.policy() {
+            Some(policy) => scoped_io(&self.io, policy)?,
+            None => self.io.clone(),
+        };
         let settings = Settings {
             config: &self.config,
-            io: &self.io,
+            io: &io,
             hub: &self.hub,
             limits: Limits {
                 timeout: self.config.max_execution_time,
                 time_slice: self.config.time_slice,
-                max_memory: Some(bytes),
+                max_memory: budget.limits().max_memory,
                 ..Limits::default()
             },
             contexts: true,
-            untrusted,
+            untrusted: budget.is_untrusted(),
         };
         let state = Rc::new(State::build(settings, |lua| {
             Ok(self.sched.add_state(lua, self.config.engine_options())?)
@@ -528,6 +526,25 @@ impl Runtime {
         }
         Ok(())
     }
+}
+
+/// The backends of `base` narrowed to what `policy` grants: no network
+/// unless allowed (and then only to its allow-list), no file system
+/// unless it names a root, and then a real one confined to that root.
+fn scoped_io(base: &IoConfig, policy: &SandboxPolicy) -> Result<IoConfig> {
+    let http = base.http.clone().and_then(|client| policy.http(client));
+    let fs = match (&policy.fs_root, &base.fs) {
+        (Some(root), Some(_)) => Some(Rc::new(
+            RealFs::confined(root)
+                .map_err(|e| luaco_io::Error::io(root.display().to_string(), e))?,
+        ) as Rc<dyn FileSystem>),
+        _ => None,
+    };
+    Ok(IoConfig {
+        http,
+        fs,
+        ..base.clone()
+    })
 }
 
 /// Compiles `source` (text only) in `lua`, in `env` when given.
