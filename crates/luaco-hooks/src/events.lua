@@ -2,8 +2,9 @@
 -- `events.emit`, and `deliver`, which Rust calls for lifecycle and
 -- runtime events and for events the host emits.
 --
--- Subscriptions are kept per pattern: an exact name, `prefix.*` (every
--- name that starts with `prefix.`) or `*` (every name). Handlers run as
+-- Subscriptions are kept per pattern: an exact name, `prefix.*` (the
+-- names one part longer than `prefix`: `job.*` hears `job.done`, not
+-- `job.step.done`) or `*` (every name). Handlers run as
 -- tasks in subscription order, each in the script context it subscribed
 -- from. Arguments: the core's internals, and the Rust primitives
 -- (`emit_rust(name, data)` → Rust subscribers called, `interest(mask)`).

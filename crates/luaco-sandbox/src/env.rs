@@ -68,13 +68,37 @@ pub fn safe_environment(lua: &Lua, api: &Table) -> mlua::Result<Table> {
     env.raw_set("setmetatable", setmetatable(lua)?)?;
     env.raw_set("collectgarbage", collectgarbage(lua, &g)?)?;
     env.raw_set("load", load(lua, &env)?)?;
-    env.raw_set("require", require(lua, api)?)?;
+    // The API too is this script's own: its tables (`http`, `json`,
+    // `sync`, `events`, …) are copies, so replacing a function in one is
+    // seen by no other script, and `require("luaco")` returns the copy.
+    let api = api_copy(lua, api)?;
+    env.raw_set("require", require(lua, &api)?)?;
     for pair in api.pairs::<Value, Value>() {
         let (k, v) = pair?;
         env.raw_set(k, v)?;
     }
     env.raw_set("_G", env.clone())?;
     Ok(env)
+}
+
+/// The API table with each of its tables copied (keeping their
+/// metatables): the values inside (functions, the `json.null` sentinel)
+/// stay the same values.
+fn api_copy(lua: &Lua, api: &Table) -> mlua::Result<Table> {
+    let out = lua.create_table()?;
+    for pair in api.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        let v = match v {
+            Value::Table(t) => {
+                let c = copy(lua, &t, &[])?;
+                c.set_metatable(t.metatable())?;
+                Value::Table(c)
+            }
+            other => other,
+        };
+        out.raw_set(k, v)?;
+    }
+    Ok(out)
 }
 
 /// A shallow copy of `lib` without `skip`.

@@ -278,7 +278,12 @@ impl Runtime {
                     &self.main.api,
                 )?),
             ),
-            None => (None, None),
+            // A sandboxed runtime: each script has globals of its own too,
+            // falling back to the sandbox's table for what the host added.
+            None => match &self.main.env {
+                Some(shared) => (None, Some(self.script_env(shared)?)),
+                None => (None, None),
+            },
         };
         let target = state.as_deref().unwrap_or(&self.main);
         let env = own.as_ref().or(target.env.as_ref());
@@ -294,6 +299,18 @@ impl Runtime {
             lua: target.lua.weak(),
             state,
         })
+    }
+
+    /// Fresh safe globals for one script of a sandboxed runtime; what the
+    /// host put in the shared sandbox table ([`Runtime::globals`]) is read
+    /// through, never written (the metatable is out of the script's reach).
+    fn script_env(&self, shared: &mlua::Table) -> Result<mlua::Table> {
+        let env = luaco_sandbox::safe_environment(&self.main.lua, &self.main.api)?;
+        let mt = self.main.lua.create_table()?;
+        mt.raw_set("__index", shared.clone())?;
+        mt.raw_set("__metatable", false)?;
+        env.set_metatable(Some(mt))?;
+        Ok(env)
     }
 
     /// A new state in this runtime's loop for one script, with the heap
@@ -333,8 +350,10 @@ impl Runtime {
         load_in(&self.main.lua, source, chunk_name, self.main.env.as_ref())
     }
 
-    /// The globals scripts see: the sandbox's own table under
-    /// [`Config::sandbox`], else the state's globals.
+    /// The globals scripts see: under [`Config::sandbox`], the sandbox's
+    /// table (each script of [`create_async`](Runtime::create_async) has
+    /// its own globals and reads what the host put here through them),
+    /// else the state's globals.
     pub fn globals(&self) -> mlua::Table {
         self.main
             .env

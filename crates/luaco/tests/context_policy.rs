@@ -97,3 +97,44 @@ fn each_script_gets_its_own_grants() -> Result<(), Box<dyn std::error::Error>> {
     );
     Ok(())
 }
+
+/// Nothing one sandboxed script changes is seen by another: not its
+/// globals, the libraries, the string metatable, nor the luaco API's tables.
+#[test]
+fn what_one_sandboxed_script_changes_no_other_sees() -> luaco::Result<()> {
+    let rt = Runtime::new(Config {
+        sandbox: Some(SandboxPolicy::strict()),
+        ..Config::default()
+    })?;
+    let vandal = rt.create_async(
+        r#"
+        string.upper = nil
+        table.insert = nil
+        json.encode = function() return "tampered" end
+        sync.channel = nil
+        events.emit = nil
+        promise.resolve = nil
+        require("luaco").sleep = nil
+        require("luaco").json.decode = nil
+        shared_global = "leaked"
+        return "done"
+    "#,
+        ScriptContext::new("vandal"),
+    )?;
+    assert_eq!(rt.block_on(&vandal)?, ScriptValue::String("done".into()));
+    let victim = rt.create_async(
+        r#"
+        await(sleep(1))
+        local t = {}
+        table.insert(t, ("x"):upper())
+        assert(json.encode({ a = 1 }) == '{"a":1}', json.encode({ a = 1 }))
+        assert(require("luaco").json.decode("[1]")[1] == 1)
+        assert(sync.channel and events.emit and promise.resolve)
+        assert(require("luaco").sleep == sleep)
+        return tostring(shared_global) .. " " .. t[1]
+    "#,
+        ScriptContext::new("victim"),
+    )?;
+    assert_eq!(rt.block_on(&victim)?, ScriptValue::String("nil X".into()));
+    Ok(())
+}
