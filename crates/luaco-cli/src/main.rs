@@ -1,5 +1,7 @@
 //! The `luaco` command line: runs a Lua script as an async task.
 
+mod check;
+
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -31,6 +33,19 @@ enum Command {
     /// error; 3 a run-level limit was hit ("instruction limit", "memory
     /// limit" or "timeout" on stderr).
     Run(RunArgs),
+    /// Check the syntax of Lua files without running them: `FILE: ok`, or
+    /// the error with its line and a caret (exit 1).
+    Check {
+        /// The files to check.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<String>,
+    },
+    /// Write LuaLS (`---@meta`) definitions of luaco's API, for editors.
+    Types {
+        /// Write them to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +142,27 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Check { files } => check::check(&files),
+        Command::Types { out } => types(out),
+    }
+}
+
+/// The LuaLS definitions `luaco types` writes.
+const TYPES: &str = include_str!("luaco.d.lua");
+
+fn types(out: Option<PathBuf>) -> ExitCode {
+    match out {
+        None => {
+            print!("{TYPES}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(&path, TYPES) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("luaco: cannot write {}: {e}", path.display());
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
@@ -300,10 +336,11 @@ fn execute(
     }
     rt.globals().raw_set("arg", arg)?;
 
-    let chunk = match rt.load(skip_shebang(source), chunk_name) {
+    let source = check::skip_shebang(source);
+    let chunk = match rt.load(source, chunk_name) {
         Ok(f) => f,
         Err(luaco::Error::Lua(e)) => {
-            eprintln!("error: {}", syntax_message(&e));
+            eprintln!("error: {}", check::syntax_report(&e, source));
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e),
@@ -345,8 +382,11 @@ fn execute(
         }
         PromiseStatus::Pending => {
             eprintln!(
-                "error: the main chunk is still awaiting a promise that nothing is left to settle"
+                "error: deadlock: the main chunk is still awaiting a promise that nothing is left to settle"
             );
+            if let Some(tb) = main.suspended_traceback() {
+                eprintln!("{tb}");
+            }
             failed = true;
         }
     }
@@ -408,19 +448,6 @@ fn exit_now(code: ExitCode, main: luaco::PromiseHandle, rt: Runtime) -> ExitCode
     code
 }
 
-/// A first line starting with `#` (a shebang) is not Lua: blank it, keeping
-/// the line numbers of the rest.
-fn skip_shebang(source: &str) -> &str {
-    if source.starts_with('#') {
-        match source.find('\n') {
-            Some(at) => &source[at..],
-            None => "",
-        }
-    } else {
-        source
-    }
-}
-
 /// `require` looks in the script's own directory first.
 fn prefer_script_dir(lua: &mlua::Lua, script_path: &str) -> mlua::Result<()> {
     let dir = std::path::Path::new(script_path)
@@ -434,12 +461,4 @@ fn prefer_script_dir(lua: &mlua::Lua, script_path: &str) -> mlua::Result<()> {
     let path: String = package.get("path").unwrap_or_default();
     let mine = format!("{dir}/?.lua;{dir}/?/init.lua");
     package.set("path", format!("{mine};{path}"))
-}
-
-/// The text of a compile error without mlua's wrapping.
-fn syntax_message(e: &mlua::Error) -> String {
-    match e {
-        mlua::Error::SyntaxError { message, .. } => message.clone(),
-        other => other.to_string(),
-    }
 }

@@ -607,7 +607,26 @@ impl Engine {
 
     /// Reads a rejection reason as a [`ScriptError`].
     pub fn script_error(&self, reason: &Value) -> ScriptError {
-        ScriptError::from_reason(reason, Some(&self.half().error_mt))
+        let mut error = ScriptError::from_reason(reason, Some(&self.half().error_mt));
+        if let (None, Value::Table(t)) = (&error.traceback, reason) {
+            // A raised table stays the reason; where it was raised is kept
+            // beside it.
+            let raised: mlua::Result<Table> = self.half().internals.raw_get("raised_tracebacks");
+            if let Ok(raised) = raised {
+                error.traceback = raised.raw_get::<Option<String>>(t.clone()).ok().flatten();
+            }
+        }
+        error
+    }
+
+    /// Where the task behind a pending `promise` is suspended: its Lua
+    /// stack as a traceback (for a report of what a stalled run waits on).
+    /// `None` if the promise is not a pending task's.
+    pub fn suspended_traceback(&self, promise: &Promise) -> Option<String> {
+        let f: Function = self.half().internals.raw_get("suspended_traceback").ok()?;
+        f.call::<Option<String>>(promise.to_lua().ok()?)
+            .ok()
+            .flatten()
     }
 
     /// Wraps a Rust API function so bad input raises an error object at the

@@ -614,6 +614,14 @@ impl PromiseHandle {
         }
     }
 
+    /// Where the script's task is suspended while its promise is pending:
+    /// its Lua stack as a traceback, for a report of what a stalled run
+    /// ([`Error::Stalled`]) waits on.
+    pub fn suspended_traceback(&self) -> Option<String> {
+        self.lua.try_upgrade()?;
+        self.engine.suspended_traceback(&self.promise)
+    }
+
     /// The promise's state.
     pub fn status(&self) -> PromiseStatus {
         self.promise.status()

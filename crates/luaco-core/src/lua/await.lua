@@ -11,6 +11,41 @@ local ST, V, W = core.ST, core.V, core.W
 local PENDING, RESOLVED, REJECTED = core.PENDING, core.RESOLVED, core.REJECTED
 local AWAIT = core.AWAIT
 local raise, cancelled_error = core.raise, core.cancelled_error
+local ERROR_MT = core.ERROR_MT
+local getinfo = core.debug.getinfo
+local rawget, rawset = rawget, rawset
+
+-- An error object re-raised here learns where the script awaited it: one
+-- without a traceback (an error made in Rust: HTTP, fs) gets the awaiting
+-- task's stack; one with a traceback (from a failed task) gets the
+-- awaiting line and function appended, so a report spans the awaits.
+-- Bounded, so a loop that awaits the same rejection cannot grow it.
+local MAX_TRACEBACK = 4096
+local function note_await(e)
+  local tb = rawget(e, "traceback")
+  if tb == nil then
+    rawset(e, "traceback", core.task_traceback(3))
+    return
+  end
+  if type(tb) ~= "string" or #tb > MAX_TRACEBACK then return end
+  local info = getinfo(3, "Sln")
+  -- `return await(p)` is a tail call: the awaiting frame is gone, and the
+  -- frame above is the runtime's own; the spawn sites already say where.
+  if not info or not info.currentline or info.currentline <= 0
+      or info.short_src:sub(1, 6) == "luaco/" then
+    return
+  end
+  local where = info.short_src .. ":" .. info.currentline
+  if info.what == "main" then
+    where = where .. ": in main chunk"
+  elseif info.name then
+    where = where .. ": in function '" .. info.name .. "'"
+  elseif info.linedefined and info.linedefined > 0 then
+    -- A task's function has no name where the worker calls it.
+    where = where .. ": in function <" .. info.short_src .. ":" .. info.linedefined .. ">"
+  end
+  rawset(e, "traceback", tb .. "\n\t[awaited at] " .. where)
+end
 
 local OUTSIDE = "await() called outside an async task"
 local NOT_A_PROMISE = "await() requires a promise argument"
@@ -27,7 +62,11 @@ local function await(p)
     st = p[ST]
   end
   if st == RESOLVED then return p[V] end
-  if st == REJECTED then error(p[V], 0) end
+  if st == REJECTED then
+    local e = p[V]
+    if real_metatable(e) == ERROR_MT then note_await(e) end
+    error(e, 0)
+  end
   error(cancelled_error(), 0)
 end
 core.await = await

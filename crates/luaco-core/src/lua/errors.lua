@@ -4,7 +4,8 @@
 -- other raised values.
 local core, prim = ...
 
-local type, setmetatable, tostring, rawget, error, pcall = type, setmetatable, tostring, rawget, error, pcall
+local type, setmetatable, getmetatable, tostring, rawget, error, pcall =
+  type, setmetatable, getmetatable, tostring, rawget, error, pcall
 local getinfo, traceback = core.debug.getinfo, core.debug.traceback
 
 local ERROR_MT = { __name = "error", __metatable = "error" }
@@ -79,6 +80,7 @@ end
 local function task_traceback(level)
   return without_worker(traceback("", level + 1)) .. core.spawn_chain()
 end
+core.task_traceback = task_traceback
 
 -- The same for a task whose coroutine died with an error: its stack is
 -- still there to read.
@@ -112,8 +114,17 @@ end
 -- What a task whose coroutine died with `e` rejects with: the same rules
 -- as `on_error`, read from the dead coroutine's stack (tasks run without a
 -- protected call of their own, which keeps their coroutines' stacks small).
+-- Where each raised table (not an error object) was raised, for reports:
+-- the table itself stays the reason, unchanged.
+local raised = setmetatable({}, { __mode = "k" })
+core.raised_tracebacks = raised
+
 function core.failure_reason(co, e, task)
   local t = type(e)
+  if t == "table" and rawget(e, "traceback") == nil and getmetatable(e) ~= "error" then
+    raised[e] = dead_traceback(co, task)
+    return e
+  end
   if t == "string" then
     local raiser = getinfo(co, 0, "f")
     if raiser and raiser.func == error then

@@ -92,7 +92,16 @@ function methods.await(p)
 end
 
 local PROMISE_MT = core.PROMISE_MT
-PROMISE_MT.__index = methods
+-- A promise has methods and nothing else: reading another named field is
+-- nearly always a forgotten `await` (`http_get(url).body`), so it raises
+-- with that hint instead of giving nil. Other keys (the runtime's own
+-- numbered slots) read as nil, as for any table.
+PROMISE_MT.__index = function(p, k)
+  local m = methods[k]
+  if m ~= nil or type(k) ~= "string" then return m end
+  core.raise("type", "attempt to read field '" .. k
+    .. "' of a promise (did you forget await? await(p)." .. k .. ")", 2)
+end
 PROMISE_MT.__tostring = function(p) return "promise (" .. STATUS[p[ST]] .. ")" end
 core.methods = methods
 

@@ -307,6 +307,22 @@ end
 
 function core.task_ctx(t) return t and t[CTX] end
 
+-- The stack of the suspended task behind pending promise `p`, without the
+-- runtime's own frames, and its spawn chain.
+function core.suspended_traceback(p)
+  local t = p[V]
+  if p[ST] ~= PENDING or type(t) ~= "table" or type(t[CO]) ~= "thread" then return nil end
+  local tb = core.debug.traceback(t[CO], "", 0)
+  local lines = {}
+  for line in tb:gmatch("[^\n]+") do
+    if not line:find("luaco/", 1, true) and not line:find("[C]: in function 'coroutine.yield'", 1, true)
+        and line ~= "stack traceback:" then
+      lines[#lines + 1] = line
+    end
+  end
+  return "stack traceback:\n" .. table.concat(lines, "\n") .. core.spawn_chain(t)
+end
+
 ---------------------------------------------------------------- finishing
 local MEMORY = "not enough memory"
 
