@@ -185,10 +185,23 @@ fn examples() -> Result<()> {
     if failed > 0 {
         bail!("{failed} example(s) failed");
     }
-    for example in ["llm_bridge", "embed_hooks"] {
+    for example in ["llm_bridge", "embed_hooks", "pump_loop", "block_on"] {
         let mut cmd = cargo();
         cmd.args(["run", "-q", "-p", "luaco", "--example", example]);
         run(&format!("Rust example {example}"), cmd)?;
     }
+    // Its own project, so luaco's workspace never links a tokio runtime;
+    // the shared target directory reuses the workspace's builds.
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "-q",
+        "--manifest-path",
+        "examples/beside_tokio/Cargo.toml",
+        "--target-dir",
+        "target",
+    ]);
+    cmd.current_dir(root());
+    run("Rust example beside_tokio", cmd)?;
     Ok(())
 }

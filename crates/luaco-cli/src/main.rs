@@ -1,6 +1,6 @@
 //! The `luaco` command line: runs a Lua script as an async task.
 
-mod check;
+mod report;
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -111,7 +111,11 @@ impl Observer for Reporter {
             return;
         }
         self.unhandled.set(self.unhandled.get() + 1);
-        eprintln!("unhandled rejection: {}", describe(error));
+        eprintln!(
+            "{}: {}",
+            report::label("unhandled rejection"),
+            describe(error)
+        );
     }
 }
 
@@ -142,7 +146,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => run(args),
-        Command::Check { files } => check::check(&files),
+        Command::Check { files } => report::check(&files),
         Command::Types { out } => types(out),
     }
 }
@@ -211,7 +215,7 @@ fn run(mut args: RunArgs) -> ExitCode {
     match execute(config, &source, &chunk_name, &script_path, &script_args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}: {e}", report::label("error"));
             ExitCode::from(1)
         }
     }
@@ -336,11 +340,15 @@ fn execute(
     }
     rt.globals().raw_set("arg", arg)?;
 
-    let source = check::skip_shebang(source);
+    let source = report::skip_shebang(source);
     let chunk = match rt.load(source, chunk_name) {
         Ok(f) => f,
         Err(luaco::Error::Lua(e)) => {
-            eprintln!("error: {}", check::syntax_report(&e, source));
+            eprintln!(
+                "{}: {}",
+                report::label("error"),
+                report::syntax_report(&e, source)
+            );
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e),
@@ -358,7 +366,10 @@ fn execute(
         _ => None,
     };
     if matches!(ran, Err(luaco::Error::Timeout)) {
-        eprintln!("error: timeout: the run passed its wall-clock limit");
+        eprintln!(
+            "{}: timeout: the run passed its wall-clock limit",
+            report::label("error")
+        );
         return Ok(exit_now(ExitCode::from(3), main, rt));
     }
     if let Some(limit) = run_limit(&rt, &reporter, main_error.as_ref()) {
@@ -366,7 +377,10 @@ fn execute(
             .as_ref()
             .map(|e| e.message.clone())
             .unwrap_or_else(|| limit.to_owned());
-        eprintln!("error: {limit}: the run was stopped ({detail})");
+        eprintln!(
+            "{}: {limit}: the run was stopped ({detail})",
+            report::label("error")
+        );
         return Ok(exit_now(ExitCode::from(3), main, rt));
     }
     ran?;
@@ -376,7 +390,7 @@ fn execute(
         PromiseStatus::Resolved | PromiseStatus::Cancelled => {}
         PromiseStatus::Rejected => {
             if let Some(e) = &main_error {
-                eprintln!("error: {}", describe(e));
+                eprintln!("{}: {}", report::label("error"), describe(e));
             }
             failed = true;
         }
@@ -429,7 +443,10 @@ fn watchdog(signal: Arc<AtomicU8>, timeout: Option<Duration>) {
                         (true, Some(limit)) => limit.describe(),
                         _ => "timeout",
                     };
-                    eprintln!("error: {what}: the script did not stop; ended by the watchdog");
+                    eprintln!(
+                        "{}: {what}: the script did not stop; ended by the watchdog",
+                        report::label("error")
+                    );
                     std::process::exit(3);
                 }
             }

@@ -13,6 +13,7 @@ local type, setmetatable, getmetatable, ipairs = type, setmetatable, getmetatabl
 local sort, tremove = table.sort, table.remove
 local spawn_detached, spawn_quiet, current_ctx = core.spawn_detached, core.spawn_quiet, core.current_ctx
 local new_promise, resolve = core.new_promise, core.resolve
+local ST, PENDING = core.ST, core.PENDING
 
 -- The lifecycle events, in the order of the Rust bit mask.
 local LIFECYCLE = {
@@ -130,7 +131,8 @@ local function deliver(name, data, quiet)
     if not sub.gone then
       if sub.once then
         remove(sub)
-        resolve(sub.once, data)
+        -- A waiter cancelled meanwhile (its task was) is not reached.
+        if sub.once[ST] == PENDING then resolve(sub.once, data) else n = n - 1 end
       else
         -- Not consumed: a handler that fails is an unhandled rejection.
         spawn(sub.ctx, sub.fn, data, name)

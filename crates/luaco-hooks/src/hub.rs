@@ -177,7 +177,7 @@ struct Watch {
     side: Rc<LuaSide>,
 }
 
-/// The data of a lifecycle event, as SPEC names its fields.
+/// The data of a lifecycle event, with the fields docs/reference.md lists.
 fn lifecycle_fields(info: &TaskInfo<'_>) -> BTreeMap<String, ScriptValue> {
     let mut m = BTreeMap::new();
     m.insert(
@@ -379,7 +379,14 @@ impl Observer for Watch {
         let mut fields = BTreeMap::new();
         fields.insert("thread_id".into(), ScriptValue::Integer(id as i64));
         fields.insert("script_name".into(), ScriptValue::String(name.to_owned()));
-        fields.insert("reason".into(), ScriptValue::String(error.message.clone()));
+        // Rust subscribers get the error as data, Lua ones the error object.
+        let mut reason = BTreeMap::new();
+        reason.insert("kind".into(), ScriptValue::String(error.kind.to_string()));
+        reason.insert("message".into(), ScriptValue::String(error.message.clone()));
+        if let Some(code) = &error.code {
+            reason.insert("code".into(), ScriptValue::String(code.clone()));
+        }
+        fields.insert("reason".into(), ScriptValue::Map(reason));
         // Lua subscribers get the error object itself as the reason. A
         // rejection from a quiet task (an event handler) goes to Rust only,
         // so a failing handler of this very event cannot loop.

@@ -85,6 +85,9 @@ pub use http::{
     ClientConfig, HttpClient, HttpRequest, HttpResponse, HyperClient, LocalBoxFuture, RequestLimits,
 };
 pub use mock::MockHttp;
+/// The `url` crate [`HttpRequest::url`] is made of, so hosts building
+/// requests need no dependency of their own.
+pub use url;
 
 /// The backends scripts use. `None` means not permitted.
 #[derive(Clone, Debug, Default)]

@@ -66,7 +66,7 @@ impl Limit {
         }
     }
 
-    /// The name SPEC's `runtime.limit` event and `ScriptError::code` use:
+    /// The name the `runtime.limit` event and `ScriptError::code` use:
     /// `"instructions"`, `"memory"`, `"time"`.
     pub fn name(self) -> &'static str {
         match self {
@@ -594,7 +594,7 @@ impl Guard {
     }
 
     /// Makes the protected calls of `env` unable to outlast a run-level
-    /// limit, as SPEC says: a script may observe the limit, not survive
+    /// limit: a script may observe the limit, not survive
     /// it. With `memory` (the state has a heap limit), a heap-limit error
     /// caught by `pcall`, `xpcall` or `coroutine.resume` ends the run
     /// anyway; and an `xpcall` message handler is skipped for the error

@@ -2,7 +2,9 @@
 //! local HTTP server standing in for an LLM API) exposed to Lua with
 //! `register_async`, then called from many Lua tasks at once.
 //!
-//! Run: `cargo run -p luaco --example llm_bridge`
+//! Run: `cargo run -p luaco --example llm_bridge`. To copy it into your
+//! own crate, depend on `luaco` with the `test-server` feature (for the
+//! stand-in server); everything else it uses is re-exported by luaco.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use luaco::{Config, ErrorKind, Runtime, ScriptContext, ScriptError, ScriptValue}
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The "model API": a server on 127.0.0.1 that answers POST /complete.
     let server = TestServer::start()?;
-    let endpoint: url::Url = format!("{}/complete", server.url()).parse()?;
+    let endpoint: luaco::io::url::Url = format!("{}/complete", server.url()).parse()?;
 
     let rt = Runtime::new(Config {
         max_execution_time: Some(Duration::from_secs(10)),

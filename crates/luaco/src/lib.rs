@@ -47,6 +47,25 @@ pub mod sched {
     pub use luaco_sched::*;
 }
 
+/// A future that completes after `duration`, on the runtime's own timer
+/// (async-io's reactor, no tokio): for host futures given to
+/// [`Runtime::register_async`], which must not block the loop.
+///
+/// ```
+/// # use std::time::Duration;
+/// let rt = luaco::Runtime::new(luaco::Config::default())?;
+/// rt.register_async("slow_answer", |_| async {
+///     luaco::sleep(Duration::from_millis(5)).await;
+///     Ok(luaco::ScriptValue::Integer(42))
+/// })?;
+/// let p = rt.create_async("return await(slow_answer())", luaco::ScriptContext::new("t"))?;
+/// assert_eq!(rt.block_on(&p)?, luaco::ScriptValue::Integer(42));
+/// # Ok::<(), luaco::Error>(())
+/// ```
+pub async fn sleep(duration: std::time::Duration) {
+    async_io::Timer::after(duration).await;
+}
+
 /// The `mlua` this runtime is built on.
 pub use mlua;
 

@@ -26,7 +26,7 @@ use crate::state::{Settings, State};
 /// Settings of a [`Runtime`].
 ///
 /// Build it with struct-update syntax (`Config { pool_size: 100,
-/// ..Config::default() }`), as SPEC §3 does; fields are added over time, so
+/// ..Config::default() }`); fields are added over time, so
 /// always end with `..Config::default()`.
 #[derive(Clone, Debug)]
 pub struct Config {

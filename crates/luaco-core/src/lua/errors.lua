@@ -65,14 +65,20 @@ end
 
 -- A traceback without the frames every task has at its bottom (the worker
 -- loop, reached through a tail call): they say nothing about the script.
+-- The sandbox's wrappers of pcall and xpcall (`luaco/harden`) are left
+-- out too: a script sees its own calls, not the runtime's guards.
 local function without_worker(tb)
   tb = tb:gsub("^\n", "")
   while true do
     local cut = tb:match("^(.*)\n\t[^\n]*luaco/task%.lua:[^\n]*$")
       or tb:match("^(.*)\n\t%(%.%.%.tail calls%.%.%.%)$")
-    if not cut then return tb end
+    if not cut then break end
     tb = cut
   end
+  if tb:find("luaco/harden", 1, true) then
+    tb = tb:gsub("\n\t%[C%]: in upvalue 'real_x?pcall'", ""):gsub("\n\tluaco/harden:%d+: in [^\n]*", "")
+  end
+  return tb
 end
 
 -- The traceback of the running task from `level` up, plus the chain of

@@ -1,5 +1,5 @@
-//! Syntax errors that point at the line: `luaco check FILE...`, and the
-//! report `luaco run` prints for a script that does not compile.
+//! Reports on stderr: syntax errors that point at the line (`luaco check
+//! FILE...` and `luaco run`), and the coloured label of every report.
 
 use std::process::ExitCode;
 
@@ -85,6 +85,18 @@ fn source_offset(source: &str, line_no: usize) -> Option<usize> {
         .map(|(i, _)| i + 1)
 }
 
+/// `what` for the start of a report on stderr: bold red on a terminal,
+/// plain when stderr is not one or `NO_COLOR` is set (no-color.org).
+pub(crate) fn label(what: &str) -> String {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    match colour {
+        true => format!("\x1b[1;31m{what}\x1b[0m"),
+        false => what.to_owned(),
+    }
+}
+
 /// A first line starting with `#` (a shebang) is not Lua: blank it, keeping
 /// the line numbers of the rest.
 pub(crate) fn skip_shebang(source: &str) -> &str {
@@ -129,7 +141,7 @@ pub(crate) fn check(files: &[String]) -> ExitCode {
         match compiled {
             Ok(_) => println!("{file}: ok"),
             Err(e) => {
-                eprintln!("error: {}", syntax_report(&e, source));
+                eprintln!("{}: {}", label("error"), syntax_report(&e, source));
                 failed = true;
             }
         }
