@@ -1,6 +1,7 @@
 //! The environment an untrusted script runs in: its own globals table with
 //! copies of the safe standard libraries, and nothing that reaches the host.
 
+use luaco_core::{Engine, ErrorKind, ScriptError};
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
 /// Base functions that touch only the values given to them.
@@ -43,7 +44,11 @@ const SAFE_OS: &[&str] = &["clock", "date", "difftime", "time"];
 ///
 /// Each call makes new tables, so nothing one script changes (a library
 /// function replaced, a global set) is seen by another.
-pub fn safe_environment(lua: &Lua, api: &Table) -> mlua::Result<Table> {
+///
+/// What the sandbox refuses (`__gc`, `collectgarbage` options, modules) is
+/// raised as an error object of kind `"permission"` at the script's call.
+pub fn safe_environment(lua: &Lua, engine: &Engine) -> mlua::Result<Table> {
+    let api = &engine.api();
     let g = lua.globals();
     let env = lua.create_table()?;
     for name in SAFE_BASE {
@@ -65,14 +70,14 @@ pub fn safe_environment(lua: &Lua, api: &Table) -> mlua::Result<Table> {
         }
         env.raw_set("os", safe)?;
     }
-    env.raw_set("setmetatable", setmetatable(lua)?)?;
-    env.raw_set("collectgarbage", collectgarbage(lua, &g)?)?;
+    env.raw_set("setmetatable", setmetatable(lua, engine)?)?;
+    env.raw_set("collectgarbage", collectgarbage(lua, engine, &g)?)?;
     env.raw_set("load", load(lua, &env)?)?;
     // The API too is this script's own: its tables (`http`, `json`,
     // `sync`, `events`, …) are copies, so replacing a function in one is
     // seen by no other script, and `require("luaco")` returns the copy.
     let api = api_copy(lua, api)?;
-    env.raw_set("require", require(lua, &api)?)?;
+    env.raw_set("require", require(lua, engine, &api)?)?;
     for pair in api.pairs::<Value, Value>() {
         let (k, v) = pair?;
         env.raw_set(k, v)?;
@@ -133,38 +138,44 @@ fn protect_string_metatable(lua: &Lua) -> mlua::Result<()> {
 /// no limit could stop a loop in one. A metatable with `__gc` when it is
 /// set is refused (one given `__gc` later is never a finalizer: Lua marks
 /// objects only at `setmetatable`).
-fn setmetatable(lua: &Lua) -> mlua::Result<Function> {
+fn setmetatable(lua: &Lua, engine: &Engine) -> mlua::Result<Function> {
     let real: Function = lua.globals().raw_get("setmetatable")?;
-    lua.create_function(move |_, args: MultiValue| {
+    engine.api_function(lua, move |_, args: MultiValue| {
         if let Some(Value::Table(mt)) = args.get(1) {
-            if !mt.raw_get::<Value>("__gc")?.is_nil() {
-                return Err(mlua::Error::runtime(
+            let gc: Value = mt.raw_get("__gc").map_err(ScriptError::from)?;
+            if !gc.is_nil() {
+                return Err(refused(
                     "setmetatable: __gc metamethods are not allowed in the sandbox",
                 ));
             }
         }
-        real.call::<MultiValue>(args)
+        real.call::<Value>(args).map_err(ScriptError::from)
     })
+}
+
+/// A refusal of the sandbox, raised at the script's call.
+fn refused(message: impl Into<String>) -> ScriptError {
+    ScriptError::new(ErrorKind::Permission, message)
 }
 
 /// `collectgarbage`: `"count"` (and no argument, a full collection is
 /// refused) — anything that changes the collector's behaviour is the host's.
-fn collectgarbage(lua: &Lua, g: &Table) -> mlua::Result<Function> {
+fn collectgarbage(lua: &Lua, engine: &Engine, g: &Table) -> mlua::Result<Function> {
     let real: Function = g.raw_get("collectgarbage")?;
-    lua.create_function(move |_, args: MultiValue| {
+    engine.api_function(lua, move |_, args: MultiValue| {
         let option = match args.front() {
             Some(Value::String(s)) => s.to_string_lossy(),
             None | Some(Value::Nil) => "collect".to_owned(),
             Some(other) => {
-                return Err(mlua::Error::runtime(format!(
-                    "collectgarbage: bad option of type {}",
-                    other.type_name()
-                )))
+                return Err(ScriptError::new(
+                    ErrorKind::Type,
+                    format!("collectgarbage: bad option of type {}", other.type_name()),
+                ))
             }
         };
         match option.as_str() {
-            "count" => real.call::<MultiValue>("count"),
-            other => Err(mlua::Error::runtime(format!(
+            "count" => real.call::<Value>("count").map_err(ScriptError::from),
+            other => Err(refused(format!(
                 "collectgarbage(\"{other}\") is not allowed in the sandbox (only \"count\")"
             ))),
         }
@@ -190,13 +201,15 @@ fn load(lua: &Lua, env: &Table) -> mlua::Result<Function> {
 }
 
 /// `require(name)`: the luaco API only.
-fn require(lua: &Lua, api: &Table) -> mlua::Result<Function> {
+fn require(lua: &Lua, engine: &Engine, api: &Table) -> mlua::Result<Function> {
     let api = api.clone();
-    lua.create_function(move |_, name: Value| match &name {
-        Value::String(s) if s.as_bytes().as_ref() == b"luaco" => Ok(Value::Table(api.clone())),
-        other => Err(mlua::Error::runtime(format!(
+    engine.api_function(lua, move |_, args: MultiValue| match args.front() {
+        Some(Value::String(s)) if s.as_bytes().as_ref() == b"luaco" => {
+            Ok(Value::Table(api.clone()))
+        }
+        other => Err(refused(format!(
             "require: module '{}' is not available in the sandbox (only \"luaco\")",
-            other.to_string().unwrap_or_default()
+            other.and_then(|v| v.to_string().ok()).unwrap_or_default()
         ))),
     })
 }

@@ -28,7 +28,7 @@
 //! let lua = guard.state_builder(luaco_core::StateBuilder::new()).build()?;
 //! let sched = Scheduler::new(&lua, Default::default())?;
 //! guard.attach(sched.engine());
-//! let env = luaco_sandbox::safe_environment(&lua, &sched.engine().api())?;
+//! let env = luaco_sandbox::safe_environment(&lua, sched.engine())?;
 //! let spin = lua.load("while true do pcall(function() end) end").set_environment(env).into_function()?;
 //! let p = sched.engine().spawn(spin, (), &luaco_core::ScriptContext::new("spin"))?;
 //! sched.run_until(|| !p.is_pending(), None);

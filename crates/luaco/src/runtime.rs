@@ -275,7 +275,7 @@ impl Runtime {
                 None,
                 Some(luaco_sandbox::safe_environment(
                     &self.main.lua,
-                    &self.main.api,
+                    &self.main.engine,
                 )?),
             ),
             // A sandboxed runtime: each script has globals of its own too,
@@ -305,7 +305,7 @@ impl Runtime {
     /// host put in the shared sandbox table ([`Runtime::globals`]) is read
     /// through, never written (the metatable is out of the script's reach).
     fn script_env(&self, shared: &mlua::Table) -> Result<mlua::Table> {
-        let env = luaco_sandbox::safe_environment(&self.main.lua, &self.main.api)?;
+        let env = luaco_sandbox::safe_environment(&self.main.lua, &self.main.engine)?;
         let mt = self.main.lua.create_table()?;
         mt.raw_set("__index", shared.clone())?;
         mt.raw_set("__metatable", false)?;

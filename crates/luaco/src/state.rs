@@ -84,7 +84,7 @@ impl State {
             guard.harden(&lua, &lua.globals(), limits.max_memory.is_some())?;
         }
         let env = match config.sandbox.is_some() || untrusted {
-            true => Some(luaco_sandbox::safe_environment(&lua, &api)?),
+            true => Some(luaco_sandbox::safe_environment(&lua, &engine)?),
             false => None,
         };
         if config.globals && env.is_none() {
