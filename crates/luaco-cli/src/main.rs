@@ -1,7 +1,10 @@
-//! The `luaco` command line: runs a Lua script as an async task.
+//! The `luaco` command line: runs a Lua script as an async task, or
+//! reads lines into a REPL.
+
+mod repl;
 
 use std::cell::Cell;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -9,7 +12,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use luaco::mlua;
 use luaco::{Config, Observer, PromiseStatus, Runtime, ScriptContext, ScriptError, ScriptValue};
 
@@ -17,8 +20,9 @@ use luaco::{Config, Observer, PromiseStatus, Runtime, ScriptContext, ScriptError
 #[derive(Debug, Parser)]
 #[command(name = "luaco", version, about)]
 struct Cli {
+    /// None: the REPL on a terminal, else the usage.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +35,9 @@ enum Command {
     /// error; 3 a run-level limit was hit ("instruction limit", "memory
     /// limit" or "timeout" on stderr).
     Run(RunArgs),
+    /// Read Lua lines and print their values, with top-level `await`;
+    /// what `luaco` alone starts on a terminal.
+    Repl,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,7 +133,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => run(args),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Repl) => repl::start(),
+        None if std::io::stdin().is_terminal() => repl::start(),
+        None => {
+            // What clap printed when the subcommand was required.
+            eprint!("{}", Cli::command().render_help());
+            ExitCode::from(2)
+        }
     }
 }
 
