@@ -1,9 +1,11 @@
-//! The `luaco` command line: runs a Lua script as an async task.
+//! The `luaco` command line: runs a Lua script as an async task, or
+//! reads lines into a REPL.
 
+mod repl;
 mod report;
 
 use std::cell::Cell;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -11,7 +13,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use luaco::mlua;
 use luaco::{Config, Observer, PromiseStatus, Runtime, ScriptContext, ScriptError, ScriptValue};
 
@@ -19,8 +21,9 @@ use luaco::{Config, Observer, PromiseStatus, Runtime, ScriptContext, ScriptError
 #[derive(Debug, Parser)]
 #[command(name = "luaco", version, about)]
 struct Cli {
+    /// None: the REPL on a terminal, else the usage.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +49,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Read Lua lines and print their values, with top-level `await`;
+    /// what `luaco` alone starts on a terminal.
+    Repl,
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,9 +151,16 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => run(args),
-        Command::Check { files } => report::check(&files),
-        Command::Types { out } => types(out),
+        Some(Command::Run(args)) => run(args),
+        Some(Command::Check { files }) => report::check(&files),
+        Some(Command::Types { out }) => types(out),
+        Some(Command::Repl) => repl::start(),
+        None if std::io::stdin().is_terminal() => repl::start(),
+        None => {
+            // What clap printed when the subcommand was required.
+            eprint!("{}", Cli::command().render_help());
+            ExitCode::from(2)
+        }
     }
 }
 
