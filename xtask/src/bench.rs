@@ -224,6 +224,15 @@ pub(crate) fn median_ns(group: &str, name: &str) -> Result<f64> {
         .with_context(|| format!("no median in {}", path.display()))
 }
 
+/// "met" or "MISSED" against an upper bound on a ratio, if there is one.
+fn verdict(ratio: f64, target: Option<f64>) -> String {
+    match target {
+        Some(t) if ratio <= t => format!("<= {t}x: met"),
+        Some(t) => format!("<= {t}x: MISSED"),
+        None => "—".into(),
+    }
+}
+
 /// Prints each in-process benchmark as a ratio to the bare coroutine
 /// round trip measured in the same run, with the targets of the core issue.
 fn report_turns() -> Result<()> {
@@ -249,11 +258,7 @@ fn report_turns() -> Result<()> {
     for (name, what, target) in rows {
         let ns = median_ns("turns", name)?;
         let r = ns / base;
-        let verdict = match target {
-            Some(t) if r <= t => format!("<= {t}x: met"),
-            Some(t) => format!("<= {t}x: MISSED"),
-            None => "—".into(),
-        };
+        let verdict = verdict(r, target);
         println!("| {what} | {ns:.0} | {r:.2}x | {verdict} |");
     }
     let bare = median_ns("turns", "spawn_complete_no_hub")?;
@@ -279,11 +284,7 @@ fn report_turns() -> Result<()> {
     ] {
         let ns = median_ns("turns", name)?;
         let r = ns / bare;
-        let verdict = match target {
-            Some(t) if r <= t => format!("<= {t}x: met"),
-            Some(t) => format!("<= {t}x: MISSED"),
-            None => "—".into(),
-        };
+        let verdict = verdict(r, target);
         println!("| {what} | {ns:.0} | {r:.2}x | {verdict} |");
     }
     Ok(())

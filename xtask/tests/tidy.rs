@@ -107,7 +107,7 @@ fn sched_depends_only_on_core() {
 }
 
 /// hyper needs tokio's runtime-free types (`sync`, `io-util`); nothing may
-/// turn on a tokio runtime, reactor, timer or blocking pool (SPEC §1).
+/// turn on a tokio runtime, reactor, timer or blocking pool (the stack has none).
 #[test]
 fn no_tokio_runtime_anywhere() {
     let meta = metadata();

@@ -1,5 +1,5 @@
 //! End-to-end: the real `luaco` binary on real scripts; stdout, stderr and
-//! exit codes as SPEC §4 states them.
+//! exit codes as docs/guide.md states them.
 
 use std::path::Path;
 use std::process::{Command, Output};

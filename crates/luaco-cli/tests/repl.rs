@@ -1,5 +1,5 @@
 //! End-to-end: the REPL of the real `luaco` binary, typed at through a
-//! pseudo-terminal (SPEC §4: `luaco` on a terminal is a REPL with
+//! pseudo-terminal (`luaco` on a terminal is a REPL with
 //! top-level await), and `luaco` alone off a terminal.
 
 use std::io::Write;

@@ -177,17 +177,20 @@ struct Watch {
     side: Rc<LuaSide>,
 }
 
-/// The data of a lifecycle event, with the fields docs/reference.md lists.
-fn lifecycle_fields(info: &TaskInfo<'_>) -> BTreeMap<String, ScriptValue> {
+/// The fields every task event starts with: `thread_id`, `script_name`.
+fn task_fields(thread_id: u64, script_name: &str) -> BTreeMap<String, ScriptValue> {
     let mut m = BTreeMap::new();
-    m.insert(
-        "thread_id".into(),
-        ScriptValue::Integer(info.thread_id as i64),
-    );
+    m.insert("thread_id".into(), ScriptValue::Integer(thread_id as i64));
     m.insert(
         "script_name".into(),
-        ScriptValue::String(info.script_name.to_owned()),
+        ScriptValue::String(script_name.to_owned()),
     );
+    m
+}
+
+/// The data of a lifecycle event, with the fields docs/reference.md lists.
+fn lifecycle_fields(info: &TaskInfo<'_>) -> BTreeMap<String, ScriptValue> {
+    let mut m = task_fields(info.thread_id, info.script_name);
     m.insert(
         "status".into(),
         ScriptValue::String(info.status.as_str().to_owned()),
@@ -338,15 +341,7 @@ impl Observer for Watch {
                 .hooks
                 .call(&Self::context(HookPoint::LimitHit, task, Some(error)));
         }
-        let mut fields = BTreeMap::new();
-        fields.insert(
-            "thread_id".into(),
-            ScriptValue::Integer(task.thread_id as i64),
-        );
-        fields.insert(
-            "script_name".into(),
-            ScriptValue::String(task.script_name.to_owned()),
-        );
+        let mut fields = task_fields(task.thread_id, task.script_name);
         fields.insert(
             "limit".into(),
             ScriptValue::String(error.code.clone().unwrap_or_default()),
@@ -376,9 +371,7 @@ impl Observer for Watch {
             };
             let _ = hub.hooks.call(&info);
         }
-        let mut fields = BTreeMap::new();
-        fields.insert("thread_id".into(), ScriptValue::Integer(id as i64));
-        fields.insert("script_name".into(), ScriptValue::String(name.to_owned()));
+        let mut fields = task_fields(id, name);
         // Rust subscribers get the error as data, Lua ones the error object.
         let mut reason = BTreeMap::new();
         reason.insert("kind".into(), ScriptValue::String(error.kind.to_string()));

@@ -1,4 +1,4 @@
-//! JSON: the precise rules of SPEC §2, round trips as properties, and
+//! JSON: the precise rules of docs/reference.md, round trips as properties, and
 //! hostile input that must give errors, never a crash.
 
 mod common;

@@ -381,19 +381,7 @@ impl Guard {
     /// next hook then stops the task as usual.
     pub(crate) fn charge_steps(&self, steps: u64) -> Result<(), ScriptError> {
         let state = &self.state;
-        let left = state
-            .remaining
-            .get()
-            .saturating_sub(i64::try_from(steps).unwrap_or(i64::MAX));
-        state.remaining.set(left);
-        if state.tripped.get().is_none() {
-            if left <= 0 {
-                trip(state, Limit::Instructions);
-            } else if state.deadline.get().is_some_and(|d| Instant::now() >= d) {
-                trip(state, Limit::Time);
-            }
-        }
-        if let Some(limit) = state.tripped.get() {
+        if let Some(limit) = charge_run(state, steps) {
             return Err(self.error(limit));
         }
         if state.contexts {
@@ -432,8 +420,13 @@ fn detail(limit: Limit, limits: &Limits) -> String {
     }
 }
 
-fn hook(state: &Rc<State>, lua: &Lua) -> mlua::Result<VmState> {
-    let left = state.remaining.get() - i64::from(EVERY);
+/// Counts `work` instructions against the run's budget and looks at its
+/// clock; the limit the run has hit, if any.
+fn charge_run(state: &State, work: u64) -> Option<Limit> {
+    let left = state
+        .remaining
+        .get()
+        .saturating_sub(i64::try_from(work).unwrap_or(i64::MAX));
     state.remaining.set(left);
     if state.tripped.get().is_none() {
         if left <= 0 {
@@ -442,7 +435,11 @@ fn hook(state: &Rc<State>, lua: &Lua) -> mlua::Result<VmState> {
             trip(state, Limit::Time);
         }
     }
-    if let Some(limit) = state.tripped.get() {
+    state.tripped.get()
+}
+
+fn hook(state: &Rc<State>, lua: &Lua) -> mlua::Result<VmState> {
+    if let Some(limit) = charge_run(state, u64::from(EVERY)) {
         return stop(state, lua, limit);
     }
     if state.contexts {

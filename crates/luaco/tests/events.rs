@@ -34,7 +34,7 @@ fn lua_subscribers_see_lifecycle_events_with_every_field() -> luaco::Result<()> 
         await(worker)
         await(sleep(5))
         sub:off()
-        -- The worker's events, in order, each with SPEC's fields.
+        -- The worker's events, in order, each with every documented field.
         local id = nil
         local names, fields = {}, nil
         for _, e in ipairs(seen) do

@@ -45,6 +45,17 @@ fn statement() -> impl Strategy<Value = String> {
         Just("set_timeout(function() x = 2 end, 1)".to_owned()),
         Just("pcall(await, fs.read('/etc/passwd'))".to_owned()),
         Just("pcall(await, http_get('http://127.0.0.1:9/'))".to_owned()),
+        Just("x = ('a'):rep(30):find(('a*'):rep(30) .. 'b')".to_owned()),
+        Just("for w in ('a'):rep(30):gmatch(('a*'):rep(30) .. 'b') do end".to_owned()),
+        Just("pcall(string.gsub, ('a'):rep(30), ('a*'):rep(30) .. 'b', '%0%0')".to_owned()),
+        Just("x = select(2, ('k=v; '):rep(100):gsub('(%w+)=(%w+)', '%2=%1'))".to_owned()),
+        Just("pcall(string.find, 'abc', '[a')".to_owned()),
+        Just("s = string.rep('', 1e15)".to_owned()),
+        Just("table.move({}, 1, 1e15, 2)".to_owned()),
+        Just("table.insert(setmetatable({}, { __len = function() return 1e15 end }), 1, 0)".to_owned()),
+        Just("xpcall(error, function() while true do end end)".to_owned()),
+        Just("events.on('f.*', function(d) x = d end) events.emit('f.x', { 1 })".to_owned()),
+        Just("events.on('coroutine.*', function() x = (x or 0) + 1 end)".to_owned()),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![

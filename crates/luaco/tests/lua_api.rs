@@ -1,4 +1,4 @@
-//! The Lua API of SPEC §2, one self-checking fixture per area, run for real
+//! The Lua API (docs/reference.md), one self-checking fixture per area, run for real
 //! through a `Runtime`. Each fixture asserts as it goes and returns "ok".
 
 mod common;

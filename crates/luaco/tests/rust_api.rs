@@ -1,4 +1,4 @@
-//! The Rust API of SPEC §3: create_async, pump, block_on, results, promise
+//! The Rust API (docs/guide.md, "Embedding in Rust"): create_async, pump, block_on, results, promise
 //! handles as futures, register_async, Config.
 
 mod common;
