@@ -2,10 +2,12 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![forbid(unsafe_code)]
 
+mod config;
 mod error;
 mod runtime;
 mod state;
 
+pub use config::Config;
 pub use error::{Error, Result};
 #[doc(inline)]
 pub use luaco_hooks::{
@@ -13,7 +15,7 @@ pub use luaco_hooks::{
     TracingObserver,
 };
 pub use luaco_sandbox::{ContextBudget, Limit, Limits, SandboxPolicy};
-pub use runtime::{Config, PromiseHandle, Runtime};
+pub use runtime::{PromiseHandle, Runtime};
 
 #[doc(inline)]
 pub use luaco_core::{

@@ -11,8 +11,8 @@ use luaco_io::IoConfig;
 use luaco_sandbox::{Guard, Limit, Limits};
 use mlua::{Lua, Table, Value};
 
+use crate::config::Config;
 use crate::error::Result;
-use crate::runtime::Config;
 use luaco_hooks::{Hub, TracingObserver};
 
 /// What differs between the states of one runtime.
