@@ -57,9 +57,12 @@ fn locate<'a>(message: &str, source: &'a str) -> Option<(usize, &'a str, usize)>
     // after it fails the same way (cut before it, Lua would meet <eof>).
     let line_start = source_offset(source, line_no)?;
     let lua = mlua::Lua::new();
+    // Each try compiles the source up to there: a few tries only, so a
+    // long minified line stays cheap (past them, the first occurrence).
     let column = line
         .match_indices(token)
         .map(|(i, _)| i)
+        .take(MAX_TRIES)
         .find(|&i| {
             let cut = &source[..line_start + i + token.len()];
             match lua.load(cut).set_name("=cut").into_function() {
@@ -73,6 +76,9 @@ fn locate<'a>(message: &str, source: &'a str) -> Option<(usize, &'a str, usize)>
         .unwrap_or(indent);
     Some((line_no, line, column))
 }
+
+/// How many occurrences of the token a caret search compiles the source for.
+const MAX_TRIES: usize = 16;
 
 /// The byte offset where line `line_no` (from 1) of `source` starts.
 fn source_offset(source: &str, line_no: usize) -> Option<usize> {

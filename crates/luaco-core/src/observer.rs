@@ -110,7 +110,8 @@ pub trait Observer {
     /// observer wants lifecycles: an `Err` refuses the task. It then never
     /// runs, its promise rejects with that error, and the observers see it
     /// [`Failed`](Lifecycle::Failed). The first refusal wins; later
-    /// observers are not asked.
+    /// observers are not asked. Quiet tasks (event handlers, which
+    /// report no lifecycle) are asked too.
     fn admit(&self, _task: &TaskInfo<'_>) -> Result<(), ScriptError> {
         Ok(())
     }

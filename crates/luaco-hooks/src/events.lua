@@ -9,6 +9,9 @@
 -- from. Arguments: the core's internals, and the Rust primitives
 -- (`emit_rust(name, data)` → Rust subscribers called, `interest(mask)`).
 local core, prim = ...
+-- The C string functions, taken before a run with limits counts them: the
+-- hooks run on the engine's behalf.
+local find, sub, match = string.find, string.sub, string.match
 local type, setmetatable, getmetatable, ipairs = type, setmetatable, getmetatable, ipairs
 local sort, tremove = table.sort, table.remove
 local spawn_detached, spawn_quiet, current_ctx = core.spawn_detached, core.spawn_quiet, core.current_ctx
@@ -40,8 +43,8 @@ local function check_name(name, fname)
   if type(name) ~= "string" or name == "" then
     core.bad_argument(1, fname, "event name", name, 3)
   end
-  local star = name:find("*", 1, true)
-  if star and not (name == "*" or (star == #name and name:sub(-2) == ".*")) then
+  local star = find(name, "*", 1, true)
+  if star and not (name == "*" or (star == #name and sub(name, -2) == ".*")) then
     core.raise("type", "bad argument #1 to '" .. fname
       .. "' (a wildcard is '*' or 'prefix.*', got '" .. name .. "')", 3)
   end
@@ -105,7 +108,7 @@ end
 local function matching(name)
   local exact = by_pattern[name]
   -- `prefix.*` reaches one name part more than its prefix.
-  local prefix = name:match("^(.*%.)[^.]*$")
+  local prefix = match(name, "^(.*%.)[^.]*$")
   local prefixed = prefix and by_pattern[prefix .. "*"]
   local all = by_pattern["*"]
   local out, n = {}, 0
@@ -146,7 +149,7 @@ end
 -- once-waiters and Rust subscribers)
 function api.emit(name, data)
   if type(name) ~= "string" or name == "" then core.bad_argument(1, "emit", "event name", name, 2) end
-  if name:find("*", 1, true) then
+  if find(name, "*", 1, true) then
     core.raise("type", "bad argument #1 to 'emit' (an event name, not a pattern: '" .. name .. "')", 2)
   end
   local rust = prim.emit_rust(name, data)

@@ -15,6 +15,9 @@ pub enum HookPoint {
     /// A task was spawned. The only point that can veto: a hook's `Err`
     /// refuses the task, which never runs; its promise rejects with that
     /// error and the task is reported [`Failed`](HookPoint::Failed).
+    /// Event-handler tasks, which report no other point (so that watching
+    /// makes nothing new to watch), are seen here too, so a quota counts
+    /// every task.
     Created,
     /// The task ran for the first time.
     Started,

@@ -11,31 +11,19 @@ use mlua::{Lua, Table};
 use crate::guard::Guard;
 use crate::pattern::{install_counted, Meter};
 
-/// Charges pattern steps to a guard.
+/// Charges pattern steps to a guard. It refuses wherever a script's code
+/// runs, the state's main thread included (a metamethod run while a
+/// promise settles); the engine's own Lua keeps the C functions it took
+/// before they were replaced.
 struct GuardMeter {
     guard: Guard,
-    /// The state's main thread: the engine's own code (tracebacks, error
-    /// messages) runs there, never a script's, and must not be refused.
-    main: mlua::Thread,
-    lua: mlua::WeakLua,
 }
 
 impl Meter for GuardMeter {
     fn charge(&self, steps: u64) -> mlua::Result<()> {
-        let charged = self.guard.charge_steps(steps);
-        match charged {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                match self
-                    .lua
-                    .try_upgrade()
-                    .map(|l| l.current_thread() == self.main)
-                {
-                    Some(true) => Ok(()),
-                    _ => Err(mlua::Error::external(error)),
-                }
-            }
-        }
+        self.guard
+            .charge_steps(steps)
+            .map_err(mlua::Error::external)
     }
 }
 
@@ -53,8 +41,6 @@ impl Guard {
             .call::<()>((string.clone(), table))?;
         let meter = GuardMeter {
             guard: self.clone(),
-            main: lua.current_thread(),
-            lua: lua.weak(),
         };
         install_counted(lua, &string, Rc::new(meter))
     }

@@ -356,6 +356,24 @@ impl Scheduler {
         extra.len() != before
     }
 
+    /// Whether the state of `engine` has nothing left to run: no task
+    /// ready or alive, no timer. (Futures are shared by every state.) A
+    /// state that is not in the loop is idle.
+    pub fn state_is_idle(&self, engine: &Engine) -> bool {
+        let lanes = self.lanes();
+        let lane = std::iter::once(&self.main)
+            .chain(lanes.iter().map(|l| &**l))
+            .find(|l| l.engine.same_as(engine));
+        match lane {
+            Some(lane) => {
+                lane.ready_count() == 0
+                    && lane.timer_status().1 == 0
+                    && lane.engine.task_count() == 0
+            }
+            None => true,
+        }
+    }
+
     /// Every state's part of the loop, the first state first; states whose
     /// Lua is gone are forgotten on the way.
     fn lanes(&self) -> Vec<Rc<Lane>> {

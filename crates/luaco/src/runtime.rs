@@ -73,7 +73,7 @@ impl Runtime {
             },
         };
         if let Some(policy) = &config.sandbox {
-            io = scoped_io(&io, policy)?;
+            io = scoped_io(&io, policy, config.file_system.is_none())?;
         }
         // The wall clock is checked by the loop between turns and by the
         // hook inside a task that never awaits.
@@ -212,8 +212,22 @@ impl Runtime {
     /// through, never written (the metatable is out of the script's reach).
     fn script_env(&self, shared: &mlua::Table) -> Result<mlua::Table> {
         let env = luaco_sandbox::safe_environment(&self.main.lua, &self.main.engine)?;
+        // Only what the script's own globals never had is read through: a
+        // script that sets `string = nil` must not reach the shared copy
+        // (and change it for every other script).
+        let own_keys = self.main.lua.create_table()?;
+        for pair in env.pairs::<Value, Value>() {
+            let (k, _) = pair?;
+            own_keys.raw_set(k, true)?;
+        }
+        let index: mlua::Function = self
+            .main
+            .lua
+            .load("local shared, own = ... return function(_, k) if own[k] == nil then return shared[k] end end")
+            .set_name("=luaco/script_env")
+            .call((shared.clone(), own_keys))?;
         let mt = self.main.lua.create_table()?;
-        mt.raw_set("__index", shared.clone())?;
+        mt.raw_set("__index", index)?;
         mt.raw_set("__metatable", false)?;
         env.set_metatable(Some(mt))?;
         Ok(env)
@@ -223,7 +237,11 @@ impl Runtime {
     /// limit and grants of its `budget`.
     fn own_state(&self, budget: &ContextBudget) -> Result<Rc<State>> {
         let io = match budget.policy() {
-            Some(policy) => scoped_io(&self.io, policy)?,
+            Some(policy) => scoped_io(
+                &self.io,
+                policy,
+                self.config.file_system.is_none() && self.config.sandbox.is_none(),
+            )?,
             None => self.io.clone(),
         };
         let settings = Settings {
@@ -231,10 +249,11 @@ impl Runtime {
             io: &io,
             hub: &self.hub,
             limits: Limits {
+                // The runtime's budget too, counted in this state alone.
+                max_instructions: self.config.max_instructions,
                 timeout: self.config.max_execution_time,
                 time_slice: self.config.time_slice,
                 max_memory: budget.limits().max_memory,
-                ..Limits::default()
             },
             contexts: true,
             untrusted: budget.is_untrusted(),
@@ -348,7 +367,8 @@ impl Runtime {
 
     /// Takes the states of scripts that hit a run-level limit out of the
     /// loop (their abandoned tasks never run again), and drops those no
-    /// handle holds once they hit a limit or have no task left.
+    /// handle holds once they hit a limit or have nothing left to run (no
+    /// task, timer or handler).
     fn retire_states(&self) {
         self.own_states.borrow_mut().retain(|state| {
             let tripped = state.guard.tripped().is_some();
@@ -356,7 +376,7 @@ impl Runtime {
                 self.sched.remove_state(&state.engine);
             }
             let held = Rc::strong_count(state) > 1;
-            held || (!tripped && state.engine.task_count() > 0)
+            held || (!tripped && !self.sched.state_is_idle(&state.engine))
         });
     }
 
@@ -455,11 +475,14 @@ impl Runtime {
 
 /// The backends of `base` narrowed to what `policy` grants: no network
 /// unless allowed (and then only to its allow-list), no file system
-/// unless it names a root, and then a real one confined to that root.
-fn scoped_io(base: &IoConfig, policy: &SandboxPolicy) -> Result<IoConfig> {
+/// unless it names a root, and then a real one confined to that root —
+/// only if the runtime's own is the real, unconfined one (`real_fs`): a
+/// host that gave the runtime another file system (in memory, confined)
+/// never has a policy reach the disk past it.
+fn scoped_io(base: &IoConfig, policy: &SandboxPolicy, real_fs: bool) -> Result<IoConfig> {
     let http = base.http.clone().and_then(|client| policy.http(client));
     let fs = match (&policy.fs_root, &base.fs) {
-        (Some(root), Some(_)) => Some(Rc::new(
+        (Some(root), Some(_)) if real_fs => Some(Rc::new(
             RealFs::confined(root)
                 .map_err(|e| luaco_io::Error::io(root.display().to_string(), e))?,
         ) as Rc<dyn FileSystem>),

@@ -184,3 +184,45 @@ fn every_limit_stops_a_backtracking_pattern() -> luaco::Result<()> {
     );
     Ok(())
 }
+
+/// A script in a Lua state of its own still has the runtime's instruction
+/// budget (counted in its state), and its timers outlive its handle.
+#[test]
+fn a_script_in_its_own_state_keeps_the_runtime_rules() -> luaco::Result<()> {
+    let rt = Runtime::new(Config {
+        max_instructions: Some(1_000_000),
+        // A backstop only.
+        max_execution_time: Some(Duration::from_secs(30)),
+        ..Config::default()
+    })?;
+    let own = || {
+        ScriptContext::new("own").with_policy(Rc::new(ContextBudget::new(Limits {
+            max_memory: Some(16 << 20),
+            ..Limits::default()
+        })))
+    };
+    let spin = rt.create_async("while true do end", own())?;
+    let started = Instant::now();
+    match rt.block_on(&spin) {
+        Err(luaco::Error::Script(e)) => {
+            assert_eq!(e.code.as_deref(), Some("instructions"), "{e:?}")
+        }
+        other => panic!("wanted the instruction limit, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    let heard = Rc::new(std::cell::Cell::new(0));
+    let h = heard.clone();
+    rt.events()
+        .on("own.tick", move |_| h.set(h.get() + 1))
+        .map_err(luaco::Error::Script)?;
+    let p = rt.create_async(
+        "set_timeout(function() events.emit('own.tick', {}) end, 20) sleep(10):next(function() events.emit('own.tick', {}) end)",
+        own(),
+    )?;
+    rt.pump(Duration::from_millis(1))?;
+    drop(p);
+    rt.run()?;
+    assert_eq!(heard.get(), 2, "the timer and the handler ran");
+    Ok(())
+}

@@ -117,6 +117,11 @@ fn what_one_sandboxed_script_changes_no_other_sees() -> luaco::Result<()> {
         require("luaco").sleep = nil
         require("luaco").json.decode = nil
         shared_global = "leaked"
+        -- Through the fallback to the sandbox's shared table: gone too.
+        string = nil
+        if string then string.upper = function() return "PWNED" end end
+        os = nil
+        if os then os.time = function() return 0 end end
         return "done"
     "#,
         ScriptContext::new("vandal"),
@@ -131,6 +136,7 @@ fn what_one_sandboxed_script_changes_no_other_sees() -> luaco::Result<()> {
         assert(require("luaco").json.decode("[1]")[1] == 1)
         assert(sync.channel and events.emit and promise.resolve)
         assert(require("luaco").sleep == sleep)
+        assert(string.upper("y") == "Y" and os.time() > 0)
         return tostring(shared_global) .. " " .. t[1]
     "#,
         ScriptContext::new("victim"),

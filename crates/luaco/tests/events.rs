@@ -280,3 +280,51 @@ fn rust_and_lua_subscribers_share_events() -> luaco::Result<()> {
     assert_eq!(later, ScriptValue::Integer(1));
     Ok(())
 }
+
+/// Handler tasks report no lifecycle, but a host's `created` hook still
+/// sees (and may refuse) every task they make: nothing escapes a quota.
+#[test]
+fn a_quota_at_created_also_holds_for_handler_tasks() -> luaco::Result<()> {
+    let rt = Runtime::new(Config::default())?;
+    let admitted = Rc::new(RefCell::new(0));
+    let a = admitted.clone();
+    rt.hooks().on(luaco::HookPoint::Created, move |ctx| {
+        if ctx.script_name != "quota" {
+            return Ok(());
+        }
+        *a.borrow_mut() += 1;
+        match *a.borrow() > 20 {
+            true => Err(luaco::ScriptError::new(
+                luaco::ErrorKind::Limit,
+                "task quota",
+            )),
+            false => Ok(()),
+        }
+    });
+    let out = run(
+        &rt,
+        "quota",
+        r#"
+        local ran, refused = 0, 0
+        events.on("coroutine.completed", function()
+            for i = 1, 100 do
+                local ok = pcall(await, async(function() ran = ran + 1 end))
+                if not ok then refused = refused + 1 end
+            end
+        end)
+        await(async(function() end))
+        await(sleep(20))
+        return { ran = ran, refused = refused }
+    "#,
+    )?;
+    let m = map(&out);
+    let ScriptValue::Integer(ran) = m["ran"] else {
+        panic!("{m:?}")
+    };
+    assert!(ran < 20, "{m:?}");
+    assert!(
+        matches!(m["refused"], ScriptValue::Integer(n) if n > 0),
+        "{m:?}"
+    );
+    Ok(())
+}

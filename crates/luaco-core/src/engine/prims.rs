@@ -20,13 +20,36 @@ const LIMIT_HIT: i64 = 8;
 
 /// `lifecycle(ev, id, ctx, status, yields, time, value, parent)` as the
 /// Lua half calls it.
-struct LifecycleArgs(i64, i64, Value, i64, i64, f64, Value, Option<i64>);
+/// The last, at `Created`: the task is quiet (asked, not reported).
+struct LifecycleArgs(
+    i64,
+    i64,
+    Value,
+    i64,
+    i64,
+    f64,
+    Value,
+    Option<i64>,
+    Option<bool>,
+);
 
 impl mlua::FromLuaMulti for LifecycleArgs {
     fn from_lua_multi(values: mlua::MultiValue, lua: &Lua) -> mlua::Result<Self> {
-        let (ev, id, ctx, st, yields, time, value, parent) =
-            <(i64, i64, Value, i64, i64, f64, Value, Option<i64>)>::from_lua_multi(values, lua)?;
-        Ok(LifecycleArgs(ev, id, ctx, st, yields, time, value, parent))
+        let (ev, id, ctx, st, yields, time, value, parent, quiet) =
+            <(
+                i64,
+                i64,
+                Value,
+                i64,
+                i64,
+                f64,
+                Value,
+                Option<i64>,
+                Option<bool>,
+            )>::from_lua_multi(values, lua)?;
+        Ok(LifecycleArgs(
+            ev, id, ctx, st, yields, time, value, parent, quiet,
+        ))
     }
 }
 
@@ -190,7 +213,7 @@ impl Engine {
     /// A report from the Lua half; returns the error object refusing a
     /// created task, or nil.
     fn lifecycle(&self, lua: &Lua, args: &LifecycleArgs) -> Value {
-        let LifecycleArgs(ev, id, ref ctx, st, yields, time, ref value, parent) = *args;
+        let LifecycleArgs(ev, id, ref ctx, st, yields, time, ref value, parent, quiet) = *args;
         let name = context_name(ctx);
         let info = TaskInfo {
             thread_id: id.max(0) as u64,
@@ -224,9 +247,11 @@ impl Engine {
                 }
             }
         }
-        for o in &observers {
-            if o.wants(event) {
-                o.lifecycle(event, &info);
+        if quiet != Some(true) {
+            for o in &observers {
+                if o.wants(event) {
+                    o.lifecycle(event, &info);
+                }
             }
         }
         match veto {

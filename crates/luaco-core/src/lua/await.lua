@@ -1,6 +1,7 @@
 -- await(p): the value of a settled promise at once; for a pending one, the
 -- task yields to the scheduler, which resumes it once `p` has settled.
 local core = ...
+local ssub = string.sub
 
 local error = error
 local real_metatable = core.debug.getmetatable
@@ -32,7 +33,7 @@ local function note_await(e)
   -- `return await(p)` is a tail call: the awaiting frame is gone, and the
   -- frame above is the runtime's own; the spawn sites already say where.
   if not info or not info.currentline or info.currentline <= 0
-      or info.short_src:sub(1, 6) == "luaco/" then
+      or ssub(info.short_src, 1, 6) == "luaco/" then
     return
   end
   local where = info.short_src .. ":" .. info.currentline

@@ -3,6 +3,10 @@
 -- under. All share ERROR_MT, which is how Rust and scripts tell them from
 -- other raised values.
 local core, prim = ...
+-- The C string functions, taken before a run with limits replaces the
+-- library's with counted ones: the runtime's own reports must not be
+-- refused by a script's spent budget.
+local gsub, match, find = string.gsub, string.match, string.find
 
 local type, setmetatable, getmetatable, tostring, rawget, error, pcall =
   type, setmetatable, getmetatable, tostring, rawget, error, pcall
@@ -68,15 +72,16 @@ end
 -- The sandbox's wrappers of pcall and xpcall (`luaco/harden`) are left
 -- out too: a script sees its own calls, not the runtime's guards.
 local function without_worker(tb)
-  tb = tb:gsub("^\n", "")
+  tb = gsub(tb, "^\n", "")
   while true do
-    local cut = tb:match("^(.*)\n\t[^\n]*luaco/task%.lua:[^\n]*$")
-      or tb:match("^(.*)\n\t%(%.%.%.tail calls%.%.%.%)$")
+    local cut = match(tb, "^(.*)\n\t[^\n]*luaco/task%.lua:[^\n]*$")
+      or match(tb, "^(.*)\n\t%(%.%.%.tail calls%.%.%.%)$")
     if not cut then break end
     tb = cut
   end
-  if tb:find("luaco/harden", 1, true) then
-    tb = tb:gsub("\n\t%[C%]: in upvalue 'real_x?pcall'", ""):gsub("\n\tluaco/harden:%d+: in [^\n]*", "")
+  if find(tb, "luaco/harden", 1, true) then
+    tb = gsub(tb, "\n\t%[C%]: in upvalue 'real_x?pcall'", "")
+    tb = gsub(tb, "\n\tluaco/harden:%d+: in [^\n]*", "")
   end
   return tb
 end

@@ -7,6 +7,8 @@
 -- reused without being reset. Everything here lives in Lua: the host holds
 -- no reference per task or per promise.
 local core, prim = ...
+-- The C string functions (see errors.lua).
+local ssub, smatch, sgmatch, sfind = string.sub, string.match, string.gmatch, string.find
 
 local type, select, error, rawget, rawset, collectgarbage, setmetatable =
   type, select, error, rawget, rawset, collectgarbage, setmetatable
@@ -92,9 +94,11 @@ end
 -- A new task, reported: an observer may refuse it, and then it never runs
 -- and its promise rejects with the observer's error. `parent`: the task
 -- running when it was made.
+-- A quiet task is asked about too (a host's quota sees every task), but
+-- reports nothing.
 local function created(t, parent)
-  if t[QUIET] then return end
-  local veto = lifecycle(EV_CREATED, t[ID], t[CTX], PENDING, 0, 0, nil, parent and parent[ID] or 0)
+  local quiet = t[QUIET] or false
+  local veto = lifecycle(EV_CREATED, t[ID], t[CTX], PENDING, 0, 0, nil, parent and parent[ID] or 0, quiet)
   if veto == nil then return end
   set_done(t)
   t[FN], t[ARGS], t[ARG1] = nil, nil, nil
@@ -268,6 +272,7 @@ function core.spawn_quiet(ctx, f, ...)
   local n = select("#", ...)
   local t = new_task(f, p, ctx or default_ctx, n > 0 and pack(...) or nil)
   t[QUIET] = true
+  if obs_created then created(t, cur_task) end
   return p
 end
 
@@ -285,9 +290,9 @@ end
 
 -- A chunk's source as tracebacks name it ("@file.lua" is "file.lua").
 local function short_source(src)
-  local c = src:sub(1, 1)
-  if c == "@" or c == "=" then return src:sub(2) end
-  return '[string "' .. (src:match("^[^\n]*"):sub(1, 40)) .. '"]'
+  local c = ssub(src, 1, 1)
+  if c == "@" or c == "=" then return ssub(src, 2) end
+  return '[string "' .. ssub(smatch(src, "^[^\n]*"), 1, 40) .. '"]'
 end
 
 -- The spawn sites of task `t` (the running one by default) and its
@@ -314,8 +319,8 @@ function core.suspended_traceback(p)
   if p[ST] ~= PENDING or type(t) ~= "table" or type(t[CO]) ~= "thread" then return nil end
   local tb = core.debug.traceback(t[CO], "", 0)
   local lines = {}
-  for line in tb:gmatch("[^\n]+") do
-    if not line:find("luaco/", 1, true) and not line:find("[C]: in function 'coroutine.yield'", 1, true)
+  for line in sgmatch(tb, "[^\n]+") do
+    if not sfind(line, "luaco/", 1, true) and not sfind(line, "[C]: in function 'coroutine.yield'", 1, true)
         and line ~= "stack traceback:" then
       lines[#lines + 1] = line
     end
