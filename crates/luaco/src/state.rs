@@ -1,8 +1,9 @@
 //! One Lua state of a runtime with everything luaco puts in it: the
-//! engine, the I/O module, the guard that enforces its limits, and the
-//! environment its scripts see. A runtime has one; a script whose
-//! [`ContextBudget`](luaco_sandbox::ContextBudget) limits memory gets another (Lua limits memory per
-//! state), driven by the same loop.
+//! engine, the I/O module, the hooks, the guard that enforces its limits,
+//! and the environment its scripts see. A runtime has one; a script whose
+//! [`ContextBudget`](luaco_sandbox::ContextBudget) limits memory or grants
+//! its own I/O gets another (Lua limits memory per state), driven by the
+//! same loop.
 
 use std::rc::Rc;
 
@@ -11,9 +12,10 @@ use luaco_io::IoConfig;
 use luaco_sandbox::{Guard, Limit, Limits};
 use mlua::{Lua, Table, Value};
 
+use luaco_hooks::{Hub, TracingObserver};
+
 use crate::config::Config;
 use crate::error::Result;
-use luaco_hooks::{Hub, TracingObserver};
 
 /// What differs between the states of one runtime.
 pub(crate) struct Settings<'a> {
@@ -61,7 +63,6 @@ impl State {
         let lua = guard
             .state_builder(StateBuilder::new().memory_limit(limits.max_memory))
             .build()?;
-
         let engine = engine(&lua)?;
         engine.add_observer(Rc::new(TracingObserver::new()) as Rc<dyn Observer>);
         guard.attach(&engine);
