@@ -24,14 +24,14 @@ function methods.next(p, on_ok, on_err)
   if type(on_ok) ~= "function" then on_ok = nil end
   if type(on_err) ~= "function" then on_err = nil end
   local d = new_promise()
-  local ctx = core.current_ctx()
+  local ctx, quiet = core.current_ctx(), core.quiet_now()
   add_waiter(p, function(src)
     local st = src[ST]
     if st == CANCELLED then cancel(d); return end
     local h
     if st == RESOLVED then h = on_ok else h = on_err end
     if h then
-      if d[ST] == PENDING then core.spawn_handler(d, ctx, h, src[V]) end
+      if d[ST] == PENDING then core.quietly(quiet, core.spawn_handler, d, ctx, h, src[V]) end
     else
       settle(d, st, src[V])
     end
@@ -61,10 +61,10 @@ function methods.finally(p, fn)
     add_waiter(p, function(src) follow(d, src) end)
     return d
   end
-  local ctx = core.current_ctx()
+  local ctx, quiet = core.current_ctx(), core.quiet_now()
   add_waiter(p, function(src)
     if d[ST] ~= PENDING then return end
-    local inner = core.spawn_detached(ctx, finally_runner, fn)
+    local inner = core.quietly(quiet, core.spawn_detached, ctx, finally_runner, fn)
     inner[W] = true
     d[V] = inner -- cancelling d cancels the handler
     add_waiter(inner, function(r)

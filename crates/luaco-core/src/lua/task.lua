@@ -186,13 +186,27 @@ end
 ---------------------------------------------------------------- spawning
 local MAX_SITE_DEPTH = 8
 
+-- Work a quiet task registers for later (a `:next` handler, a timer, a
+-- `finally`) is spawned by an effect or a timer, when no task runs: it is
+-- made quiet through `core.quietly`, with what the registration captured.
+local next_quiet = false
+function core.quiet_now() return cur_task ~= nil and cur_task[QUIET] == true end
+function core.quietly(quiet, f, ...)
+  if not quiet then return f(...) end
+  next_quiet = true
+  local ok, r = pcall(f, ...)
+  next_quiet = false
+  if not ok then error(r, 0) end
+  return r
+end
+
 local function new_task(f, p, ctx, args)
   serial = serial + 1
   live = live + 1
   -- Every field up to LINE from the start, so the record never resizes.
   local t = { f, p, false, ctx, args or false, serial, false, false, false, false, false, 0, nil }
   p[V] = t
-  if cur_task and cur_task[QUIET] then t[QUIET] = true end
+  if next_quiet or (cur_task and cur_task[QUIET]) then t[QUIET] = true end
   make_ready(t)
   return t
 end

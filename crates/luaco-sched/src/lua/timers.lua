@@ -153,7 +153,7 @@ local function start(fname, fn, ms, interval)
   if type(fn) ~= "function" then core.bad_argument(1, fname, "function", fn, 3) end
   check_ms(ms, fname, 2, 3)
   local h = setmetatable({ fn = fn, ms = ms, interval = interval, state = ARMED,
-    ctx = core.current_ctx() }, Handle)
+    ctx = core.current_ctx(), quiet = core.quiet_now() }, Handle)
   h.b = add_entry(ms, h)
   return h
 end
@@ -193,7 +193,7 @@ local function fire(now_us)
         elseif e.state == ARMED then
           live = live - 1
           fired = fired + 1
-          core.spawn_detached(e.ctx, e.fn)
+          core.quietly(e.quiet, core.spawn_detached, e.ctx, e.fn)
           if e.interval then e.b = add_entry(e.ms, e) else e.state = DONE end
         end
       end
