@@ -1,10 +1,14 @@
 -- Versions of standard functions whose C loops can run without end while
 -- allocating nothing, so no hook and no heap limit would stop them: they
 -- keep the originals' results and errors, and do long work in Lua, where
--- the count hook runs. Arguments: the `string` and `table` libraries.
-local string, table = ...
+-- the count hook runs; and the ones whose C work is long for one
+-- instruction are charged by its size. Arguments: the `string` and `table`
+-- libraries, and `charge(n)`, which counts n instructions (raising once a
+-- budget is spent).
+local string, table, charge = ...
 local rep, move, insert, remove = string.rep, table.move, table.insert, table.remove
-local type, select, tonumber = type, select, tonumber
+local unpack, concat, sort = table.unpack, table.concat, table.sort
+local type, select, tonumber, ipairs = type, select, tonumber, ipairs
 local tointeger, maxinteger = math.tointeger, math.maxinteger
 
 -- Longer C loops than this run in pieces, or in Lua.
@@ -14,13 +18,53 @@ local function integer(x)
   return tointeger(tonumber(x) or x)
 end
 
+-- C work counts as one instruction, however long: a loop of big calls
+-- (`("x"):rep(1e6):upper()`, `table.unpack(t, 1, 1e6)`) would cost the
+-- budget next to nothing. Past SMALL, work is charged: one instruction per
+-- BYTES bytes of a result string, one per element unpacked, n log n per sort.
+local SMALL, BYTES = 4096, 16
+local function by_result(f)
+  return function(...)
+    local r = f(...)
+    if type(r) == "string" and #r > SMALL then charge(#r // BYTES) end
+    return r
+  end
+end
+for _, name in ipairs({ "upper", "lower", "reverse", "format" }) do
+  string[name] = by_result(string[name])
+end
+table.concat = by_result(concat)
+
 -- `string.rep("", n)` loops n times copying nothing.
+local rep_charged = by_result(rep)
 string.rep = function(s, n, sep)
   if s == "" and (sep == nil or sep == "") then
     local k = integer(n)
     if k and k > 1 then n = 1 end
   end
-  return rep(s, n, sep)
+  return rep_charged(s, n, sep)
+end
+
+table.unpack = function(t, i, j)
+  if type(t) == "table" then
+    local first = integer(i) or 1
+    local last = integer(j)
+    if j == nil then last = tointeger(#t) end
+    if first and last and last - first > SMALL then charge(last - first) end
+  end
+  return unpack(t, i, j)
+end
+
+table.sort = function(t, ...)
+  if type(t) == "table" then
+    local n = tointeger(#t)
+    if n and n > SMALL then
+      local log = 1
+      while (1 << log) < n do log = log + 1 end
+      charge(n * log)
+    end
+  end
+  return sort(t, ...)
 end
 
 -- `table.move` loops over the whole range even where every value is nil.

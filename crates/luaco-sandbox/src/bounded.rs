@@ -2,7 +2,9 @@
 //! stoppable for a run with limits: the pattern functions count their
 //! steps against the budget ([`install_counted`]), and `string.rep`,
 //! `table.move`, `table.insert` and `table.remove`, which can loop in C
-//! over nothing at all, do long work in Lua (`bounded.lua`).
+//! over nothing at all, do long work in Lua (`bounded.lua`); `rep`,
+//! `upper`, `lower`, `reverse`, `format`, `concat`, `unpack` and `sort`,
+//! whose C work is long for one instruction, are charged by its size.
 
 use std::rc::Rc;
 
@@ -36,9 +38,15 @@ impl Guard {
         let globals = lua.globals();
         let string: Table = globals.raw_get("string")?;
         let table: Table = globals.raw_get("table")?;
+        let guard = self.clone();
+        let charge = lua.create_function(move |_, n: f64| {
+            guard
+                .charge_steps(n.max(0.0) as u64)
+                .map_err(mlua::Error::external)
+        })?;
         lua.load(include_str!("bounded.lua"))
             .set_name("=luaco/bounded.lua")
-            .call::<()>((string.clone(), table))?;
+            .call::<()>((string.clone(), table, charge))?;
         let meter = GuardMeter {
             guard: self.clone(),
         };
