@@ -8,7 +8,7 @@
 local string, table, charge = ...
 local rep, move, insert, remove = string.rep, table.move, table.insert, table.remove
 local unpack, concat, sort = table.unpack, table.concat, table.sort
-local type, select, tonumber, ipairs = type, select, tonumber, ipairs
+local type, select, tonumber = type, select, tonumber
 local tointeger, maxinteger = math.tointeger, math.maxinteger
 
 -- Longer C loops than this run in pieces, or in Lua.
@@ -22,27 +22,31 @@ end
 -- (`("x"):rep(1e6):upper()`, `table.unpack(t, 1, 1e6)`) would cost the
 -- budget next to nothing. Past SMALL, work is charged: one instruction per
 -- BYTES bytes of a result string, one per element unpacked, n log n per sort.
+-- Each original is called through a local of its own name, so its
+-- argument errors name it as Lua's do ("bad argument #1 to 'upper'"); they
+-- point at this file's line, though, not the script's.
 local SMALL, BYTES = 4096, 16
-local function by_result(f)
-  return function(...)
-    local r = f(...)
-    if type(r) == "string" and #r > SMALL then charge(#r // BYTES) end
-    return r
-  end
+-- Lua's own ceilings: past them unpack and sort raise, which a script may
+-- catch; charging such a call would end the run instead.
+local MAX_UNPACK, MAX_SORT = 1000000, 0x7fffffff
+local function charged(r)
+  if type(r) == "string" and #r > SMALL then charge(#r // BYTES) end
+  return r
 end
-for _, name in ipairs({ "upper", "lower", "reverse", "format" }) do
-  string[name] = by_result(string[name])
-end
-table.concat = by_result(concat)
+local upper, lower, reverse, format = string.upper, string.lower, string.reverse, string.format
+string.upper = function(...) return charged(upper(...)) end
+string.lower = function(...) return charged(lower(...)) end
+string.reverse = function(...) return charged(reverse(...)) end
+string.format = function(...) return charged(format(...)) end
+table.concat = function(...) return charged(concat(...)) end
 
 -- `string.rep("", n)` loops n times copying nothing.
-local rep_charged = by_result(rep)
 string.rep = function(s, n, sep)
   if s == "" and (sep == nil or sep == "") then
     local k = integer(n)
     if k and k > 1 then n = 1 end
   end
-  return rep_charged(s, n, sep)
+  return charged(rep(s, n, sep))
 end
 
 table.unpack = function(t, i, j)
@@ -50,7 +54,10 @@ table.unpack = function(t, i, j)
     local first = integer(i) or 1
     local last = integer(j)
     if j == nil then last = tointeger(#t) end
-    if first and last and last - first > SMALL then charge(last - first) end
+    if first and last then
+      local n = last - first
+      if n > SMALL and n < MAX_UNPACK then charge(n) end
+    end
   end
   return unpack(t, i, j)
 end
@@ -58,7 +65,7 @@ end
 table.sort = function(t, ...)
   if type(t) == "table" then
     local n = tointeger(#t)
-    if n and n > SMALL then
+    if n and n > SMALL and n < MAX_SORT then
       local log = 1
       while (1 << log) < n do log = log + 1 end
       charge(n * log)
