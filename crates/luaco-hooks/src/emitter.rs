@@ -8,6 +8,8 @@ use std::rc::Rc;
 use luaco_core::{ErrorKind, ScriptError, ScriptValue};
 use mlua::{Function, Value};
 
+use crate::registry::Registry;
+
 /// An event as a Rust subscriber sees it.
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
@@ -55,18 +57,17 @@ impl LuaSide {
 /// Lua subscribers (`events.on`) of every state the hub is attached to.
 #[derive(Default)]
 pub struct Events {
-    subs: RefCell<Vec<(SubscriptionId, String, Rc<Subscriber>)>>,
-    next: Cell<u64>,
+    /// Rust subscribers by pattern.
+    pub(crate) registry: Registry<String, Subscriber>,
     pub(crate) sides: RefCell<Vec<(mlua::WeakLua, Rc<LuaSide>)>>,
     /// Lifecycle events with a Rust subscriber, one bit each.
     lifecycle_mask: Cell<u16>,
-    pub(crate) changed: RefCell<Option<Rc<dyn Fn()>>>,
 }
 
 impl fmt::Debug for Events {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Events")
-            .field("subscribers", &self.subs.borrow().len())
+            .field("subscribers", &self.registry.len())
             .finish()
     }
 }
@@ -108,23 +109,14 @@ impl Events {
         subscriber: impl Fn(&Event<'_>) + 'static,
     ) -> Result<SubscriptionId, ScriptError> {
         check_pattern(pattern)?;
-        let id = SubscriptionId(self.next.get());
-        self.next.set(id.0 + 1);
-        self.subs
-            .borrow_mut()
-            .push((id, pattern.to_owned(), Rc::new(subscriber)));
+        let id = SubscriptionId(self.registry.add(pattern.to_owned(), Rc::new(subscriber)));
         self.refresh();
         Ok(id)
     }
 
     /// Ends a subscription; `true` if it was active.
     pub fn off(&self, id: SubscriptionId) -> bool {
-        let removed = {
-            let mut subs = self.subs.borrow_mut();
-            let before = subs.len();
-            subs.retain(|(i, _, _)| *i != id);
-            before != subs.len()
-        };
+        let removed = self.registry.remove(id.0);
         self.refresh();
         removed
     }
@@ -153,21 +145,12 @@ impl Events {
 
     /// Whether a Rust subscriber would hear `name`.
     pub(crate) fn wants(&self, name: &str) -> bool {
-        self.subs
-            .borrow()
-            .iter()
-            .any(|(_, pattern, _)| matches(pattern, name))
+        self.registry.any(|pattern| matches(pattern, name))
     }
 
     /// Calls the Rust subscribers of `name`; how many there were.
     pub(crate) fn emit_rust(&self, name: &str, data: &ScriptValue) -> usize {
-        let subs: Vec<Rc<Subscriber>> = self
-            .subs
-            .borrow()
-            .iter()
-            .filter(|(_, pattern, _)| matches(pattern, name))
-            .map(|(_, _, f)| f.clone())
-            .collect();
+        let subs = self.registry.matching(|pattern| matches(pattern, name));
         let event = Event { name, data };
         for sub in &subs {
             sub(&event);
@@ -187,10 +170,7 @@ impl Events {
             }
         }
         self.lifecycle_mask.set(mask);
-        let changed = self.changed.borrow().clone();
-        if let Some(changed) = changed {
-            changed();
-        }
+        self.registry.notify();
     }
 }
 

@@ -1,12 +1,14 @@
 //! Hook points: Rust callbacks the host registers for each point of a
 //! task's life, plus unhandled rejections and limit hits.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
 use luaco_core::{Lifecycle, PromiseStatus, ScriptError, ScriptValue};
+
+use crate::registry::Registry;
 
 /// Where a hook is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,17 +129,15 @@ pub struct HookId(u64);
 /// The hooks of a runtime, called in registration order.
 #[derive(Default)]
 pub struct Hooks {
-    list: RefCell<Vec<(HookId, HookPoint, Rc<HookFn>)>>,
-    next: Cell<u64>,
+    pub(crate) registry: Registry<HookPoint, HookFn>,
     /// One bit per point with a hook.
     mask: Cell<u16>,
-    pub(crate) changed: RefCell<Option<Rc<dyn Fn()>>>,
 }
 
 impl fmt::Debug for Hooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hooks")
-            .field("count", &self.list.borrow().len())
+            .field("count", &self.registry.len())
             .finish()
     }
 }
@@ -153,21 +153,14 @@ impl Hooks {
         point: HookPoint,
         hook: impl Fn(&HookContext<'_>) -> Result<(), ScriptError> + 'static,
     ) -> HookId {
-        let id = HookId(self.next.get());
-        self.next.set(id.0 + 1);
-        self.list.borrow_mut().push((id, point, Rc::new(hook)));
+        let id = HookId(self.registry.add(point, Rc::new(hook)));
         self.refresh();
         id
     }
 
     /// Removes a hook; `true` if it was registered.
     pub fn off(&self, id: HookId) -> bool {
-        let removed = {
-            let mut list = self.list.borrow_mut();
-            let before = list.len();
-            list.retain(|(i, _, _)| *i != id);
-            before != list.len()
-        };
+        let removed = self.registry.remove(id.0);
         self.refresh();
         removed
     }
@@ -184,28 +177,17 @@ impl Hooks {
     }
 
     fn refresh(&self) {
-        let mask = self
-            .list
-            .borrow()
+        let mask = HookPoint::ALL
             .iter()
-            .fold(0, |m, (_, p, _)| m | p.bit());
+            .filter(|p| self.registry.any(|k| k == *p))
+            .fold(0, |m, p| m | p.bit());
         self.mask.set(mask);
-        let changed = self.changed.borrow().clone();
-        if let Some(changed) = changed {
-            changed();
-        }
+        self.registry.notify();
     }
 
     /// Calls the hooks of `ctx.point`; the first veto, where one counts.
     pub(crate) fn call(&self, ctx: &HookContext<'_>) -> Result<(), ScriptError> {
-        let hooks: Vec<Rc<HookFn>> = self
-            .list
-            .borrow()
-            .iter()
-            .filter(|(_, p, _)| *p == ctx.point)
-            .map(|(_, _, f)| f.clone())
-            .collect();
-        for hook in hooks {
+        for hook in self.registry.matching(|p| *p == ctx.point) {
             if let Err(e) = hook(ctx) {
                 if ctx.point.can_veto() {
                     return Err(e);

@@ -49,8 +49,8 @@ impl Hub {
                 Inner::tell_engines(&inner);
             }
         });
-        *hub.0.hooks.changed.borrow_mut() = Some(changed.clone());
-        *hub.0.events.changed.borrow_mut() = Some(changed);
+        *hub.0.hooks.registry.changed.borrow_mut() = Some(changed.clone());
+        *hub.0.events.registry.changed.borrow_mut() = Some(changed);
         hub
     }
 

@@ -51,6 +51,7 @@ mod emitter;
 mod hooks;
 mod hub;
 mod log;
+mod registry;
 mod trace;
 
 pub use emitter::{Event, Events, SubscriptionId};

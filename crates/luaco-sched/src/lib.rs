@@ -382,10 +382,15 @@ impl Scheduler {
         extra.clone()
     }
 
-    fn each_lane<T>(&self, mut f: impl FnMut(&Lane) -> T) -> Vec<T> {
-        let mut out = vec![f(&self.main)];
-        out.extend(self.lanes().iter().map(|lane| f(lane)));
-        out
+    /// Folds `f` over every state's part, the first state first. With one
+    /// state (the common case) nothing is allocated: these run every time
+    /// the loop looks at what is left.
+    fn fold_lanes<T>(&self, init: T, mut f: impl FnMut(T, &Lane) -> T) -> T {
+        let first = f(init, &self.main);
+        if self.extra.borrow().is_empty() {
+            return first;
+        }
+        self.lanes().iter().fold(first, |acc, lane| f(acc, lane))
     }
 
     /// The engine of the state the scheduler was made for.
@@ -400,14 +405,12 @@ impl Scheduler {
 
     /// Tasks waiting to run, in every state.
     pub fn ready_count(&self) -> usize {
-        self.each_lane(Lane::ready_count).into_iter().sum()
+        self.fold_lanes(0, |n, lane| n + lane.ready_count())
     }
 
     /// Pending timers (sleeps, timeouts, intervals), in every state.
     pub fn timer_count(&self) -> usize {
-        self.each_lane(|lane| lane.timer_status().1)
-            .into_iter()
-            .sum()
+        self.fold_lanes(0, |n, lane| n + lane.timer_status().1)
     }
 
     /// Rust futures still running.
@@ -422,17 +425,17 @@ impl Scheduler {
 
     /// The earliest timer deadline of any state, if any.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.each_lane(|lane| lane.timer_status().0)
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|us| Duration::from_micros(us.max(0) as u64))
+        self.fold_lanes(None, |min: Option<i64>, lane| {
+            match (min, lane.timer_status().0) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        })
+        .map(|us| Duration::from_micros(us.max(0) as u64))
     }
 
     fn turn_open(&self) -> bool {
-        self.each_lane(|lane| lane.turn_open.get())
-            .into_iter()
-            .any(|open| open)
+        self.fold_lanes(false, |open, lane| open || lane.turn_open.get())
     }
 
     /// Runs turns until `budget` is spent or nothing is ready. Never blocks:

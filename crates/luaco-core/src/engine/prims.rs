@@ -18,10 +18,10 @@ use crate::stop::Stop;
 /// The Lua half's code for a limit hit (after the lifecycle points).
 const LIMIT_HIT: i64 = 8;
 
-/// `lifecycle(ev, id, ctx, status, yields, time, value, parent)` as the
-/// Lua half calls it.
-/// The last, at `Created`: the task is quiet (asked, not reported).
-struct LifecycleArgs(
+/// `lifecycle(ev, id, ctx, status, yields, time, value, parent, quiet)` as
+/// the Lua half calls it; `quiet`, at `Created`: the task is asked, not
+/// reported.
+type LifecycleArgs = (
     i64,
     i64,
     Value,
@@ -32,26 +32,6 @@ struct LifecycleArgs(
     Option<i64>,
     Option<bool>,
 );
-
-impl mlua::FromLuaMulti for LifecycleArgs {
-    fn from_lua_multi(values: mlua::MultiValue, lua: &Lua) -> mlua::Result<Self> {
-        let (ev, id, ctx, st, yields, time, value, parent, quiet) =
-            <(
-                i64,
-                i64,
-                Value,
-                i64,
-                i64,
-                f64,
-                Value,
-                Option<i64>,
-                Option<bool>,
-            )>::from_lua_multi(values, lua)?;
-        Ok(LifecycleArgs(
-            ev, id, ctx, st, yields, time, value, parent, quiet,
-        ))
-    }
-}
 
 /// The name of the script context a task record carries.
 fn context_name(ctx: &Value) -> String {
@@ -213,7 +193,7 @@ impl Engine {
     /// A report from the Lua half; returns the error object refusing a
     /// created task, or nil.
     fn lifecycle(&self, lua: &Lua, args: &LifecycleArgs) -> Value {
-        let LifecycleArgs(ev, id, ref ctx, st, yields, time, ref value, parent, quiet) = *args;
+        let (ev, id, ref ctx, st, yields, time, ref value, parent, quiet) = *args;
         let name = context_name(ctx);
         let info = TaskInfo {
             thread_id: id.max(0) as u64,
