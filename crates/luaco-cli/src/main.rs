@@ -372,7 +372,7 @@ fn execute(
         .map(|a| lua.create_string(a).map(mlua::Value::String))
         .collect::<mlua::Result<mlua::MultiValue>>()?;
     let main = rt.spawn_function(chunk, args, &ScriptContext::new(name))?;
-    let ran = rt.run();
+    let ran = rt.run_main(&main);
     let _ = std::io::stdout().flush();
     let main_error = match main.result() {
         Err(luaco::Error::Script(e)) => Some(e),
@@ -405,6 +405,10 @@ fn execute(
             if let Some(e) = &main_error {
                 eprintln!("{}: {}", report::label("error"), describe(e));
             }
+            // The error ends the run: what is left is cancelled (its
+            // `<close>` values run) and the timers stop.
+            rt.stop();
+            let _ = std::io::stdout().flush();
             failed = true;
         }
         PromiseStatus::Pending => {

@@ -392,3 +392,109 @@ fn limit_flags_reject_bad_values_as_usage_errors() {
         assert!(!text(&out.stderr).is_empty(), "{args:?} said nothing");
     }
 }
+
+/// Runs `luaco run -e CODE`, killing it if it is still running after a
+/// bound far past what the script needs: a hang fails the test instead of
+/// wedging the suite.
+fn run_bounded(code: &str) -> Output {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_luaco"))
+        .args(["run", "-e", code])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run luaco");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("luaco hung on: {code}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut stdout)
+        .expect("read");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_end(&mut stderr)
+        .expect("read");
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+#[test]
+fn an_error_in_the_main_chunk_ends_the_run_despite_live_work() {
+    for code in [
+        // A live interval, an endless awaiting task, an endless busy task.
+        r#"set_interval(function() end, 10); error("main failed")"#,
+        r#"async(function() while true do await(sleep(1)) end end); error("main failed")"#,
+        // (A busy task that starts before main fails holds the one thread,
+        // as it would in Node: only a time slice can stop it.)
+        r#"async(function() while true do end end); error("main failed")"#,
+    ] {
+        let out = run_bounded(code);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{code}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains("main failed"),
+            "{code}: {stderr}"
+        );
+        assert!(!stderr.contains("unhandled"), "{code}: {stderr}");
+    }
+}
+
+#[test]
+fn the_end_of_a_failed_run_closes_what_is_left_and_fires_no_timer() {
+    let out = run_bounded(
+        r#"
+        local function closer(name)
+          return setmetatable({}, { __close = function() print("closed " .. name) end })
+        end
+        async(function()
+          local a <close> = closer("sleeper")
+          await(sleep(1e7))
+        end)
+        async(function()
+          local b <close> = closer("waiter")
+          await(promise.new(function() end))
+        end)
+        set_timeout(function() print("timer fired") end, 50)
+        set_interval(function() print("interval fired") end, 50)
+        await(sleep(5))
+        error("main failed")
+    "#,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("main failed"), "{stderr}");
+    assert!(stdout.contains("closed sleeper\n"), "{stdout}");
+    assert!(stdout.contains("closed waiter\n"), "{stdout}");
+    assert!(!stdout.contains("fired"), "{stdout}");
+}
+
+#[test]
+fn a_main_chunk_that_succeeds_still_waits_for_its_tasks() {
+    let out = run_bounded(
+        r#"
+        async(function() await(sleep(20)); print("late task") end)
+        set_timeout(function() print("late timer") end, 30)
+    "#,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "late task\nlate timer\n");
+}

@@ -120,6 +120,8 @@ struct LuaHalf {
     op_begin: Function,
     op_end: Function,
     set_observed: Function,
+    halt: Function,
+    cancel_all: Function,
     checked: Function,
     counts: Function,
 }
@@ -243,6 +245,8 @@ impl Engine {
             op_begin: f("op_begin")?,
             op_end: f("op_end")?,
             set_observed: f("set_observed")?,
+            halt: f("halt")?,
+            cancel_all: f("cancel_all")?,
             checked: lua
                 .load("local error = error\nreturn function(f) return function(...) local v, e = f(...) if e ~= nil then error(e, 2) end return v end end")
                 .set_name("=luaco")
@@ -397,6 +401,29 @@ impl Engine {
             ready: ready.max(0) as usize,
             resumed: resumed.max(0) as usize,
         })
+    }
+
+    /// Stops running tasks at once, even inside a turn: [`run_ready`]
+    /// resumes nothing until [`cancel_all`] ends what is left. How an
+    /// error in a main chunk ends the run with nothing running after it.
+    ///
+    /// [`run_ready`]: Engine::run_ready
+    /// [`cancel_all`]: Engine::cancel_all
+    pub fn halt(&self) {
+        if self.lua().is_some() {
+            let _ = self.half().halt.call::<()>(());
+        }
+    }
+
+    /// Cancels every live task, oldest first: each coroutine is closed, so
+    /// its pending `<close>` values run; tasks their cancellation starts
+    /// are cancelled too. Empties the ready queue and lifts a [`halt`].
+    /// Returns how many tasks were cancelled.
+    ///
+    /// [`halt`]: Engine::halt
+    pub fn cancel_all(&self) -> Result<usize> {
+        self.live_lua()?;
+        Ok(self.half().cancel_all.call::<usize>(())?)
     }
 
     fn counts(&self) -> (usize, usize, usize, usize) {

@@ -475,6 +475,32 @@ impl Scheduler {
         stats
     }
 
+    /// Ends everything in every state: each live task is cancelled (its
+    /// `<close>` values run), each timer stopped, and tasks run again only
+    /// when new ones are spawned. Returns how many tasks were cancelled.
+    /// What follows an error in a main chunk, as an uncaught error ends a
+    /// Node program.
+    pub fn stop(&self) -> usize {
+        let lanes = self.lanes();
+        let mut cancelled = 0;
+        for lane in std::iter::once(&self.main).chain(lanes.iter().map(|l| &**l)) {
+            if lane.engine.lua().is_none() {
+                continue;
+            }
+            // Timers first: what their cancellation wakes or starts is
+            // among the tasks cancelled next, so nothing is left queued.
+            if let Some(fns) = lane.timers.fns.borrow().as_ref() {
+                if let Err(e) = fns.clear.call::<()>(()) {
+                    lane.engine.report_error(&luaco_core::ScriptError::from(e));
+                }
+            }
+            cancelled += lane.engine.cancel_all().unwrap_or(0);
+            lane.turn_open.set(false);
+            lane.next_key.set(None);
+        }
+        cancelled
+    }
+
     /// Runs the loop until `done()` holds, nothing can happen any more, or
     /// the real-time `deadline` passes. Sleeps (in the I/O reactor) while
     /// nothing is ready.

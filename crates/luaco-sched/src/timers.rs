@@ -2,7 +2,7 @@
 //! the timer door of the core (`timeout()` and HTTP time-outs use it).
 //!
 //! Everything per timer lives in the Lua half (`lua/timers.lua`): buckets
-//! of entries by deadline and a heap of their keys. Rust holds two
+//! of entries by deadline and a heap of their keys. Rust holds three
 //! functions, whatever the number of timers, and calls one per turn.
 
 use std::cell::RefCell;
@@ -37,6 +37,8 @@ pub(crate) struct TimerFns {
     pub(crate) turn: Function,
     /// `status()` → next deadline (or -1), pending timer count.
     pub(crate) status: Function,
+    /// `clear()`: stop every timer.
+    pub(crate) clear: Function,
 }
 
 impl TimerFns {
@@ -78,11 +80,15 @@ impl Module for Timers {
             "now_us",
             lua.create_function(move |_, ()| Ok(micros(clock.now())))?,
         )?;
-        let (turn, status): (Function, Function) = lua
+        let (turn, status, clear): (Function, Function, Function) = lua
             .load(include_str!("lua/timers.lua"))
             .set_name("=luaco/timers.lua")
             .call((ctx.internals.clone(), prims))?;
-        *self.fns.borrow_mut() = Some(TimerFns { turn, status });
+        *self.fns.borrow_mut() = Some(TimerFns {
+            turn,
+            status,
+            clear,
+        });
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! [`Runtime`], [`Config`], [`ScriptContext`] and [`PromiseHandle`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -434,6 +434,56 @@ impl Runtime {
             RunEnd::DeadlinePassed => Err(Error::Timeout),
             RunEnd::Done | RunEnd::Idle => Ok(()),
         }
+    }
+
+    /// Runs the loop like [`run`](Runtime::run), but an error in `main`
+    /// ends the run: the moment `main` rejects, no other task runs, and
+    /// this returns. What is left stays as it was until [`stop`](Runtime::stop)
+    /// cancels it; report the error first, as the CLI does, so that output
+    /// from `<close>` handlers follows it.
+    pub fn run_main(&self, main: &PromiseHandle) -> Result<()> {
+        let engine = main.engine.clone();
+        let failed = Rc::new(Cell::new(false));
+        let seen = failed.clone();
+        engine.on_settle(
+            &main.promise,
+            Box::new(move |engine, _, outcome| {
+                // A limit ends the run its own way: its observers and
+                // `runtime.limit` handlers still hear of it.
+                if let Outcome::Rejected(reason) = outcome {
+                    if engine.script_error(reason).kind != ErrorKind::Limit {
+                        seen.set(true);
+                        engine.halt();
+                    }
+                }
+            }),
+        )?;
+        self.restart_clocks();
+        let deadline = self.config.max_execution_time.map(|d| Instant::now() + d);
+        let guard = &self.main.guard;
+        let end = self.sched.run_until(
+            || {
+                self.retire_states();
+                failed.get() || guard.tripped().is_some()
+            },
+            deadline,
+        );
+        self.retire_states();
+        if let Some(e) = self.limit_error() {
+            return Err(e);
+        }
+        match end {
+            RunEnd::DeadlinePassed => Err(Error::Timeout),
+            RunEnd::Done | RunEnd::Idle => Ok(()),
+        }
+    }
+
+    /// Ends everything the runtime runs: every live task is cancelled (its
+    /// coroutine closed, so its `<close>` values run) and every timer
+    /// stopped. Returns how many tasks were cancelled. The runtime stays
+    /// usable: new tasks run as usual.
+    pub fn stop(&self) -> usize {
+        self.sched.stop()
     }
 
     /// Exposes a Rust async function to Lua as `name`: calling it returns a

@@ -327,3 +327,47 @@ fn io_backends_and_permissions_come_from_config() -> luaco::Result<()> {
     assert_eq!(mock.requests().len(), 1);
     Ok(())
 }
+
+#[test]
+fn run_main_ends_at_the_main_error_and_stop_cancels_what_is_left() -> luaco::Result<()> {
+    let rt = Runtime::new(Config::default())?;
+    let main = rt.create_async(
+        r#"
+        closed, ticks, started = 0, 0, 0
+        local function closer()
+          return setmetatable({}, { __close = function() closed = closed + 1 end })
+        end
+        set_interval(function() ticks = ticks + 1 end, 1)
+        for _ = 1, 3 do
+          async(function() local c <close> = closer(); await(sleep(1e7)) end)
+        end
+        async(function() local c <close> = closer(); await(promise.new(function() end)) end)
+        await(sleep(0))
+        -- Made ready in the turn main fails in: it must not start.
+        async(function() started = started + 1 end)
+        error("main failed")
+    "#,
+        ScriptContext::new("main"),
+    )?;
+    rt.run_main(&main)?;
+    assert_eq!(main.status(), PromiseStatus::Rejected);
+    let g = rt.globals();
+    assert_eq!(
+        g.get::<i64>("closed")?,
+        0,
+        "nothing is cancelled before stop"
+    );
+    assert_eq!(g.get::<i64>("started")?, 0, "no task runs after the error");
+    // Four waiting, one never started, and maybe an interval tick queued.
+    let cancelled = rt.stop();
+    assert!((5..=6).contains(&cancelled), "{cancelled}");
+    assert_eq!(g.get::<i64>("closed")?, 4, "every <close> ran");
+    assert_eq!(rt.scheduler().timer_count(), 0);
+    assert_eq!(rt.scheduler().ready_count(), 0);
+    assert_eq!(rt.engine().task_count(), 0);
+    let ticks = g.get::<i64>("ticks")?;
+    // Stopped for good, and the runtime still runs new work.
+    let next = rt.create_async("await(sleep(5)); return ticks", ScriptContext::new("next"))?;
+    assert_eq!(rt.block_on(&next)?, ScriptValue::Integer(ticks));
+    Ok(())
+}

@@ -31,8 +31,12 @@ local QUIET = 16
 -- ARGS is ONE when the only argument sits in ARG1 (a handler's value),
 -- which saves packing it into a table.
 local ONE = {}
--- STATE values; nil while not started.
-local RUNNING, DONE = 1, 2
+-- STATE values. Live tasks: false (listed among the children of a
+-- parent task or of `root`, below) or LOOSE (a task with no parent task,
+-- spawned by an effect, a timer or the host: listed under `root` only
+-- once it first awaits, since until then the ready queue holds it, and
+-- most such tasks end in their first run).
+local DONE, LOOSE = 2, 4
 -- CANCEL_PENDING: cancelled while it ran; closed once it stops.
 local CANCEL_PENDING = 3
 
@@ -177,6 +181,20 @@ local function add_kid(t, p)
   kids.n, kids[n] = n, p
 end
 
+-- The children of no task: LOOSE tasks once they await, and the pending
+-- children of finished tasks. With the ready queue, it lets the end of a
+-- run (an error in a main chunk) reach each live task through children
+-- lists, at no cost on the paths a task usually takes.
+local root = {}
+
+-- The pending ones among a finished task's children go on under `root`.
+local function adopt(kids)
+  for i = 1, kids.n do
+    local k = kids[i]
+    if k[ST] == PENDING then add_kid(root, k) end
+  end
+end
+
 -- Makes `p` an operation of the running task: cancelled with it.
 function core.track(p)
   if cur_task then add_kid(cur_task, p) end
@@ -204,7 +222,7 @@ local function new_task(f, p, ctx, args)
   serial = serial + 1
   live = live + 1
   -- Every field up to LINE from the start, so the record never resizes.
-  local t = { f, p, false, ctx, args or false, serial, false, false, false, false, false, 0, nil }
+  local t = { f, p, false, ctx, args or false, serial, false, false, LOOSE, false, false, 0, nil }
   p[V] = t
   if next_quiet or (cur_task and cur_task[QUIET]) then t[QUIET] = true end
   make_ready(t)
@@ -222,7 +240,7 @@ local function spawn(f, ...)
   serial = serial + 1
   live = live + 1
   local t = { f, p, false, parent and parent[CTX] or default_ctx, n > 0 and pack(...) or false,
-    serial, false, false, false, false, false, 0, nil }
+    serial, false, false, not parent and LOOSE or false, false, false, 0, nil }
   p[V] = t
   rq_tail = rq_tail + 1
   rq[rq_tail] = t
@@ -367,7 +385,12 @@ local function finish(t, ok, v)
   elseif obs_failed then
     report(EV_FAILED, t, REJECTED, v)
   end
-  t[KIDS] = nil
+  local kids = t[KIDS]
+  if kids then
+    t[KIDS] = nil
+    -- Most often one child: the operation the task last awaited, settled.
+    if kids.n > 1 or kids[1][ST] == PENDING then adopt(kids) end
+  end
   if ok then
     if type(v) == "table" then
       resolve(p, v)
@@ -467,7 +490,7 @@ local function step(t)
     else
       co = co_create(worker_body)
     end
-    t[CO], t[STATE], arg = co, RUNNING, t
+    t[CO], arg = co, t
     if obs_started then report(EV_STARTED, t) end
   else
     local w = t[WAITING]
@@ -542,6 +565,10 @@ local function step(t)
     if obs_yielded then report(EV_YIELDED, t) end
   end
   if a == AWAIT then
+    if t[STATE] == LOOSE then
+      t[STATE] = false
+      add_kid(root, t[PROMISE])
+    end
     t[WAITING] = b
     -- add_waiter's common case inline: nobody else waits on `b` yet.
     local cur = b[W]
@@ -568,9 +595,12 @@ end
 -- Runs up to `max` tasks of the current turn's batch, opening a new batch
 -- (every task ready now) when none is open. Returns how many of the batch
 -- are left and how many tasks are ready in all.
+local halted = false
+
 function core.run(max)
   cur_task = nil
   running_task.co = false
+  if halted then return 0, 0, 0 end
   if rq_head > batch_end then
     -- A new turn. What became ready during the last one moves to the front,
     -- so the queue stays a dense array and never rehashes.
@@ -595,6 +625,41 @@ function core.run(max)
     if core.has_unhandled() then core.report_unhandled() end
   end
   return batch_end - rq_head + 1, rq_tail - rq_head + 1, n
+end
+
+-- Stops the loop at once: no task runs until cancel_all (how an error in
+-- a main chunk ends the run, with nothing else running after it).
+function core.halt()
+  halted = true
+  -- Ends the batch being run without a check per resume.
+  batch_end = 0
+end
+
+-- Cancels every live task (their `<close>` values run) and whatever their
+-- cancellation starts, then empties the ready queue and lifts a halt.
+-- Returns how many tasks were cancelled.
+local MAX_CANCEL_ROUNDS = 64
+function core.cancel_all()
+  local before = live
+  for _ = 1, MAX_CANCEL_ROUNDS do
+    local queued, from, to = rq, rq_head, rq_tail
+    rq, rq_head, rq_tail, batch_end = {}, 1, 0, 0
+    local kids = root[KIDS]
+    root[KIDS] = nil
+    if not kids and from > to then break end
+    for i = from, to do
+      local t = queued[i]
+      if t and t[STATE] ~= DONE then
+        local p = t[PROMISE]
+        if p and p[ST] == PENDING then cancel(p) end
+        if t[STATE] ~= DONE then cancel_task(t) end
+      end
+    end
+    if kids then cancel_kids(kids) end
+  end
+  rq, rq_head, rq_tail, batch_end = {}, 1, 0, 0
+  halted = false
+  return before - live
 end
 
 -- Unhandled rejections: reported once the ready queue is empty, if nothing

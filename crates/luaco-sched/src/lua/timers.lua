@@ -239,4 +239,24 @@ local function turn(now_us, fire_due, max)
   return left, ready, resumed, fired, next_key() or -1, live
 end
 
-return turn, function() return next_key() or -1, live end
+-- Stops every timer: handles are done, pending sleeps are cancelled (a
+-- task awaiting one is cancelled on its own, as the end of a run does).
+local function clear()
+  local old = buckets
+  buckets, live = {}, 0
+  heap, heap_n, stale = {}, 0, 0
+  for _, b in pairs(old) do
+    for j = 1, b.n do
+      local e = b[j]
+      if real_metatable(e) == Handle then
+        e.state = DONE
+      elseif e[ST] == PENDING then
+        -- Its entry is gone already: the source must not stop it again.
+        e[V] = false
+        core.cancel(e)
+      end
+    end
+  end
+end
+
+return turn, function() return next_key() or -1, live end, clear
