@@ -57,8 +57,13 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct RunArgs {
     /// Run CODE instead of a file; all positional arguments go to the script.
-    #[arg(short = 'e', value_name = "CODE", allow_hyphen_values = true)]
-    code: Option<String>,
+    #[arg(
+        short = 'e',
+        value_name = "CODE",
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(std::ffi::OsString)
+    )]
+    code: Option<std::ffi::OsString>,
     /// Print task lifecycle events (in per-task spans) on stderr.
     #[arg(long)]
     trace: bool,
@@ -141,6 +146,33 @@ fn describe(error: &ScriptError) -> String {
     }
 }
 
+/// `error: MESSAGE` and the traceback for an error that escaped the main
+/// chunk. A message that is not UTF-8 (a Latin-1 script's, say) is written
+/// as the very bytes the script raised, as `lua5.4` writes it.
+fn report_main_error(error: &ScriptError, reason: Option<&mlua::Value>) {
+    let raw = match reason {
+        Some(mlua::Value::String(s)) => Some(s.as_bytes().to_vec()),
+        Some(mlua::Value::Table(t)) => match t.raw_get::<mlua::Value>("message") {
+            Ok(mlua::Value::String(s)) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match raw.filter(|bytes| std::str::from_utf8(bytes).is_err()) {
+        Some(bytes) => {
+            let mut out = format!("{}: ", report::label("error")).into_bytes();
+            out.extend_from_slice(&bytes);
+            if let Some(tb) = error.traceback.as_deref().filter(|tb| !tb.is_empty()) {
+                out.push(b'\n');
+                out.extend_from_slice(tb.as_bytes());
+            }
+            out.push(b'\n');
+            let _ = std::io::stderr().write_all(&out);
+        }
+        None => eprintln!("{}: {}", report::label("error"), describe(error)),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -189,34 +221,98 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// An option given before FILE that `run` does not know: clap took it for
+/// FILE, since FILE's arguments may look like options. Reported as clap
+/// reports an unknown option (exit 2), with the closest known flag.
+fn unknown_option(args: &RunArgs) -> Option<ExitCode> {
+    if args.code.is_some() {
+        return None;
+    }
+    let first = args.rest.first()?;
+    if !first.starts_with('-') || first == "-" {
+        return None;
+    }
+    // `luaco run -- -odd.lua` names a file.
+    let raw: Vec<String> = std::env::args().collect();
+    if raw
+        .iter()
+        .position(|a| a == first)
+        .is_some_and(|i| i > 0 && raw[i - 1] == "--")
+    {
+        return None;
+    }
+    let mut cmd = Cli::command();
+    let run = cmd.find_subcommand_mut("run")?;
+    let name = first.split('=').next().unwrap_or(first);
+    let closest = run
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .map(|flag| (edit_distance(name, &flag), flag))
+        .filter(|(d, _)| *d <= 3)
+        .min();
+    let mut message = format!("unexpected argument '{first}' found\n");
+    if let Some((_, flag)) = closest {
+        message.push_str(&format!("\n  tip: a similar argument exists: '{flag}'"));
+    }
+    message.push_str(&format!(
+        "\n  tip: to pass '{first}' as a file name, use '-- {first}'"
+    ));
+    let error = run
+        .clone()
+        .bin_name("luaco run")
+        .error(clap::error::ErrorKind::UnknownArgument, message);
+    let _ = error.print();
+    Some(ExitCode::from(2))
+}
+
+/// Levenshtein distance, for suggesting a flag.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 fn run(mut args: RunArgs) -> ExitCode {
+    if let Some(code) = unknown_option(&args) {
+        return code;
+    }
     let config = match config_of(&args) {
         Ok(c) => c,
         Err(message) => return usage_error(&message),
     };
     let rest = std::mem::take(&mut args.rest);
     let (source, chunk_name, script_path, script_args) = match args.code {
-        Some(code) => (code, "=(command line)".to_owned(), "-e".to_owned(), rest),
+        // Lua sources are bytes, whatever their encoding.
+        Some(code) => (
+            std::os::unix::ffi::OsStringExt::into_vec(code),
+            "=(command line)".to_owned(),
+            "-e".to_owned(),
+            rest,
+        ),
         None => {
             let mut rest = rest.into_iter();
             let Some(file) = rest.next() else {
                 return usage_error("missing FILE (or -e CODE)");
             };
             if file == "-" {
-                let mut text = String::new();
-                if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                let mut text = Vec::new();
+                if let Err(e) = std::io::stdin().read_to_end(&mut text) {
                     return usage_error(&format!("cannot read the script from stdin: {e}"));
                 }
                 (text, "=stdin".to_owned(), file, rest.collect())
             } else {
                 let path = PathBuf::from(&file);
                 match std::fs::read(&path) {
-                    Ok(bytes) => match String::from_utf8(bytes) {
-                        Ok(text) => (text, format!("@{file}"), file, rest.collect()),
-                        Err(_) => {
-                            return usage_error(&format!("cannot read {file}: not UTF-8 text"))
-                        }
-                    },
+                    Ok(bytes) => (bytes, format!("@{file}"), file, rest.collect()),
                     Err(e) => return usage_error(&format!("cannot read {file}: {e}")),
                 }
             }
@@ -331,7 +427,7 @@ fn is_memory_limit(e: &ScriptError) -> bool {
 
 fn execute(
     config: Config,
-    source: &str,
+    source: &[u8],
     chunk_name: &str,
     script_path: &str,
     script_args: &[String],
@@ -354,7 +450,19 @@ fn execute(
     rt.globals().raw_set("arg", arg)?;
 
     let source = report::skip_shebang(source);
-    let chunk = match rt.load(source, chunk_name) {
+    let loaded = match report::binary_chunk(source) {
+        Some(_) if sandboxed => {
+            eprintln!(
+                "{}: {}: binary (precompiled) chunks are not allowed in --sandbox runs",
+                report::label("error"),
+                chunk_name.trim_start_matches(['@', '='])
+            );
+            return Ok(ExitCode::from(1));
+        }
+        Some(binary) => rt.load_binary(binary, chunk_name),
+        None => rt.load(source, chunk_name),
+    };
+    let chunk = match loaded {
         Ok(f) => f,
         Err(luaco::Error::Lua(e)) => {
             eprintln!(
@@ -403,7 +511,7 @@ fn execute(
         PromiseStatus::Resolved | PromiseStatus::Cancelled => {}
         PromiseStatus::Rejected => {
             if let Some(e) = &main_error {
-                eprintln!("{}: {}", report::label("error"), describe(e));
+                report_main_error(e, main.reason().as_ref());
             }
             // The error ends the run: what is left is cancelled (its
             // `<close>` values run) and the timers stop.

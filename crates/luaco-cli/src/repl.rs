@@ -191,7 +191,7 @@ impl Session {
     /// The text as an expression (`return <text>`, so its values print),
     /// else as statements.
     fn compile(&self, text: &str) -> Compiled {
-        let expression = match self.rt.load(&format!("return {text}"), CHUNK_NAME) {
+        let expression = match self.rt.load(format!("return {text}"), CHUNK_NAME) {
             Ok(chunk) => return Compiled::Chunk(chunk),
             Err(e) => e,
         };
@@ -200,7 +200,9 @@ impl Session {
             // Either reading may be the unfinished one: `x = {` as
             // statements, `1 +` as an expression.
             Err(e) if is_incomplete(&e) || is_incomplete(&expression) => Compiled::Incomplete,
-            Err(Error::Lua(e)) => Compiled::Error(crate::report::syntax_report(&e, text)),
+            Err(Error::Lua(e)) => {
+                Compiled::Error(crate::report::syntax_report(&e, text.as_bytes()))
+            }
             Err(e) => Compiled::Error(e.to_string()),
         }
     }

@@ -7,8 +7,10 @@ use luaco::mlua;
 
 /// The text of a syntax error from Lua (`chunk:line: message near 'tok'`)
 /// followed by the offending line of `source` and a caret under the token
-/// Lua names, when it can be found on that line.
-pub(crate) fn syntax_report(error: &mlua::Error, source: &str) -> String {
+/// Lua names, when it can be found on that line. Sources are bytes: the
+/// caret's column counts characters on a UTF-8 line, bytes on any other
+/// (shown with one replacement character per stray byte, so it lines up).
+pub(crate) fn syntax_report(error: &mlua::Error, source: &[u8]) -> String {
     let message = match error {
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         other => other.to_string(),
@@ -17,15 +19,19 @@ pub(crate) fn syntax_report(error: &mlua::Error, source: &str) -> String {
         Some((line_no, line, column)) => {
             let gutter = line_no.to_string();
             let pad = " ".repeat(gutter.len());
+            let (shown, column) = match std::str::from_utf8(line) {
+                Ok(text) => (text.to_owned(), text[..column].chars().count()),
+                Err(_) => (String::from_utf8_lossy(line).into_owned(), column),
+            };
             let caret = format!("{}^", " ".repeat(column));
-            format!("{message}\n {gutter} | {line}\n {pad} | {caret}")
+            format!("{message}\n {gutter} | {shown}\n {pad} | {caret}")
         }
         None => message,
     }
 }
 
-/// The line number, the line's text and the caret's column for `message`.
-fn locate<'a>(message: &str, source: &'a str) -> Option<(usize, &'a str, usize)> {
+/// The line number, the line's bytes and the caret's byte offset in it.
+fn locate<'a>(message: &str, source: &'a [u8]) -> Option<(usize, &'a [u8], usize)> {
     // `chunk:LINE: message`: the line number follows the first ':' that
     // is followed by digits and another ':'.
     let line_no = message.split(':').find_map(|part| {
@@ -33,7 +39,10 @@ fn locate<'a>(message: &str, source: &'a str) -> Option<(usize, &'a str, usize)>
             .then(|| part.parse::<usize>().ok())
             .flatten()
     })?;
-    let lines: Vec<&str> = source.lines().collect();
+    let lines: Vec<&[u8]> = source
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .collect();
     let near = message.rsplit_once(" near ").map(|(_, tok)| tok.trim());
     if near == Some("<eof>") {
         // The end of the file: after the last line that has anything on it.
@@ -41,14 +50,16 @@ fn locate<'a>(message: &str, source: &'a str) -> Option<(usize, &'a str, usize)>
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, l)| !l.trim().is_empty())?;
-        return Some((i + 1, last, last.len()));
+            .find(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))?;
+        let end = std::str::from_utf8(last).map_or(last.len(), str::len);
+        return Some((i + 1, last, end));
     }
     let line = *lines.get(line_no.checked_sub(1)?)?;
     let token = near
         .and_then(|t| t.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')))
-        .unwrap_or("");
-    let indent = line.len() - line.trim_start().len();
+        .unwrap_or("")
+        .as_bytes();
+    let indent = line.iter().take_while(|b| b.is_ascii_whitespace()).count();
     if token.is_empty() {
         return Some((line_no, line, indent));
     }
@@ -57,22 +68,29 @@ fn locate<'a>(message: &str, source: &'a str) -> Option<(usize, &'a str, usize)>
     // after it fails the same way (cut before it, Lua would meet <eof>).
     let line_start = source_offset(source, line_no)?;
     let lua = mlua::Lua::new();
+    let occurrences: Vec<usize> = (0..line.len().saturating_sub(token.len() - 1))
+        .filter(|&i| line[i..].starts_with(token))
+        .collect();
+    let wanted = format!(" near '{}'", String::from_utf8_lossy(token));
     // Each try compiles the source up to there: a few tries only, so a
     // long minified line stays cheap (past them, the first occurrence).
-    let column = line
-        .match_indices(token)
-        .map(|(i, _)| i)
+    let column = occurrences
+        .iter()
+        .copied()
         .take(MAX_TRIES)
         .find(|&i| {
             let cut = &source[..line_start + i + token.len()];
-            match lua.load(cut).set_name("=cut").into_function() {
-                Err(mlua::Error::SyntaxError { message, .. }) => {
-                    message.ends_with(&format!(" near '{token}'"))
-                }
+            match lua
+                .load(cut)
+                .set_name("=cut")
+                .set_mode(mlua::chunk::ChunkMode::Text)
+                .into_function()
+            {
+                Err(mlua::Error::SyntaxError { message, .. }) => message.ends_with(&wanted),
                 _ => false,
             }
         })
-        .or_else(|| line.find(token))
+        .or_else(|| occurrences.first().copied())
         .unwrap_or(indent);
     Some((line_no, line, column))
 }
@@ -81,12 +99,14 @@ fn locate<'a>(message: &str, source: &'a str) -> Option<(usize, &'a str, usize)>
 const MAX_TRIES: usize = 16;
 
 /// The byte offset where line `line_no` (from 1) of `source` starts.
-fn source_offset(source: &str, line_no: usize) -> Option<usize> {
+fn source_offset(source: &[u8], line_no: usize) -> Option<usize> {
     if line_no == 1 {
         return Some(0);
     }
     source
-        .match_indices('\n')
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
         .nth(line_no - 2)
         .map(|(i, _)| i + 1)
 }
@@ -105,15 +125,23 @@ pub(crate) fn label(what: &str) -> String {
 
 /// A first line starting with `#` (a shebang) is not Lua: blank it, keeping
 /// the line numbers of the rest.
-pub(crate) fn skip_shebang(source: &str) -> &str {
-    if source.starts_with('#') {
-        match source.find('\n') {
+pub(crate) fn skip_shebang(source: &[u8]) -> &[u8] {
+    if source.starts_with(b"#") {
+        match source.iter().position(|&b| b == b'\n') {
             Some(i) => &source[i..],
-            None => "",
+            None => b"",
         }
     } else {
         source
     }
+}
+
+/// The precompiled chunk in `source` (after [`skip_shebang`]), if it is
+/// one: Lua's signature, `ESC Lua`, at the start or just after the
+/// shebang line, as `lua5.4` looks for it.
+pub(crate) fn binary_chunk(source: &[u8]) -> Option<&[u8]> {
+    let rest = source.strip_prefix(b"\n").unwrap_or(source);
+    rest.starts_with(b"\x1bLua").then_some(rest)
 }
 
 /// `luaco check FILE...`: compiles each file without running it. Prints
@@ -137,8 +165,7 @@ pub(crate) fn check(files: &[String]) -> ExitCode {
                 continue;
             }
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let source = skip_shebang(&text);
+        let source = skip_shebang(&bytes);
         let compiled = lua
             .load(source)
             .set_name(format!("@{file}"))
@@ -167,7 +194,7 @@ mod tests {
         let lua = mlua::Lua::new();
         match lua.load(source).set_name("@t.lua").into_function() {
             Ok(_) => String::new(),
-            Err(e) => syntax_report(&e, source),
+            Err(e) => syntax_report(&e, source.as_bytes()),
         }
     }
 
@@ -192,7 +219,28 @@ mod tests {
 
     #[test]
     fn shebangs_keep_line_numbers() {
-        assert_eq!(skip_shebang("#!/usr/bin/env luaco\nprint(1)"), "\nprint(1)");
-        assert_eq!(skip_shebang("print(1)"), "print(1)");
+        assert_eq!(
+            skip_shebang(b"#!/usr/bin/env luaco\nprint(1)"),
+            b"\nprint(1)"
+        );
+        assert_eq!(skip_shebang(b"print(1)"), b"print(1)");
+    }
+
+    #[test]
+    fn the_caret_counts_characters_on_utf8_lines_and_bytes_on_others() {
+        // "é" is two bytes in UTF-8 and one in Latin-1: the caret sits
+        // under the second '=' either way.
+        let r = report("local s = 'é' = 2\n");
+        assert!(r.ends_with("\n   |               ^"), "{r}");
+        let lua = mlua::Lua::new();
+        let latin = b"local s = '\xe9' = 2\n";
+        let e = lua
+            .load(&latin[..])
+            .set_name("@t.lua")
+            .into_function()
+            .expect_err("a syntax error");
+        let r = syntax_report(&e, latin);
+        assert!(r.contains(" 1 | local s = '\u{fffd}' = 2\n"), "{r}");
+        assert!(r.ends_with("\n   |               ^"), "{r}");
     }
 }

@@ -498,3 +498,121 @@ fn a_main_chunk_that_succeeds_still_waits_for_its_tasks() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "late task\nlate timer\n");
 }
+
+#[test]
+fn an_unknown_option_before_file_is_a_usage_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = script(dir.path(), "x.lua", "print('ran')");
+    let out = luaco(&["run", "--no-such-flag", &path]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("unexpected argument '--no-such-flag'"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot read"), "{stderr}");
+    let out = luaco(&["run", "--sandbx", &path]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("similar argument exists: '--sandbox'"),
+        "{stderr}"
+    );
+    // After FILE, and after `--`, anything goes to the script.
+    let odd = script(dir.path(), "-odd.lua", "print(...)");
+    let out = luaco(&["run", "--", &odd, "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "--no-such-flag\n");
+}
+
+#[test]
+fn sources_are_bytes_in_any_encoding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Latin-1: a byte 0xE9 in a comment, a string and an error message.
+    let path = dir.path().join("latin.lua");
+    std::fs::write(
+        &path,
+        b"-- caf\xe9\nlocal m = require('latinmod')\nprint(#'\xe9', m == 'd\xe9j\xe0')\nerror('bad \xe9')\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("latinmod.lua"),
+        b"-- \xff\nreturn 'd\xe9j\xe0'\n",
+    )
+    .expect("write");
+    let file = path.to_string_lossy().into_owned();
+    let out = luaco(&["run", &file]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1\ttrue\n");
+    // The message is written as the bytes the script raised.
+    let needle = b"latin.lua:4: bad \xe9\n";
+    assert!(
+        out.stderr.windows(needle.len()).any(|w| w == needle),
+        "{:?}",
+        text(&out.stderr)
+    );
+    let out = luaco(&["check", &file]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // -e takes bytes too.
+    use std::os::unix::ffi::OsStrExt;
+    let code = std::ffi::OsStr::from_bytes(b"print(#'\xe9\xe9')");
+    let out = Command::new(env!("CARGO_BIN_EXE_luaco"))
+        .arg("run")
+        .arg("-e")
+        .arg(code)
+        .output()
+        .expect("run luaco");
+    assert_eq!(text(&out.stdout), "2\n", "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_precompiled_file_runs_unless_sandboxed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chunk = dir.path().join("p.luac");
+    let made = luaco(&[
+        "run",
+        "-e",
+        &format!(
+            "local f = assert(io.open({:?}, 'wb')); f:write(string.dump(load('print(\"bytecode\", ...)'))); f:close()",
+            chunk.to_string_lossy()
+        ),
+    ]);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let file = chunk.to_string_lossy().into_owned();
+    let out = luaco(&["run", &file, "a"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "bytecode\ta\n");
+    let out = luaco(&["run", "--sandbox", &file]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("binary (precompiled) chunks are not allowed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("usage"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn closing_the_running_task_coroutine_is_refused_as_lua_refuses_it() {
+    let out = luaco(&[
+        "run",
+        "-e",
+        r#"
+        print(pcall(coroutine.close, coroutine.running()))
+        local me = coroutine.running()
+        print(coroutine.wrap(function() return pcall(coroutine.close, me) end)())
+        print(pcall(coroutine.close, 1))
+        print(select(2, pcall(function() coroutine.close(coroutine.running()) end)))
+        "#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "false\tcannot close a running coroutine\n\
+         false\tcannot close a normal coroutine\n\
+         false\tbad argument #1 to 'close' (coroutine expected, got number)\n\
+         (command line):6: cannot close a running coroutine\n"
+    );
+}

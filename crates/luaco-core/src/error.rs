@@ -179,8 +179,14 @@ impl ScriptError {
                     .ok()
                     .and_then(|k| ErrorKind::from_name(&k))
                     .unwrap_or(ErrorKind::Runtime);
-                let message = t.raw_get::<String>("message").unwrap_or_default();
-                let traceback = t.raw_get::<Option<String>>("traceback").ok().flatten();
+                // Lua strings are bytes: a message in another encoding
+                // than UTF-8 is shown, not dropped.
+                let lossy = |field: &str| match t.raw_get::<Value>(field) {
+                    Ok(Value::String(s)) => Some(s.to_string_lossy()),
+                    _ => None,
+                };
+                let message = lossy("message").unwrap_or_default();
+                let traceback = lossy("traceback");
                 let code = t.raw_get::<Option<String>>("code").ok().flatten();
                 let errors = match t.raw_get::<Value>("errors") {
                     Ok(Value::Table(list)) => list

@@ -42,7 +42,7 @@ fn luaco_script(rt: &Runtime, url: &str) -> Duration {
     let start = Instant::now();
     let p = rt
         .create_async(
-            &format!(
+            format!(
                 r#"
             local workers = {{}}
             for w = 1, {WORKERS} do

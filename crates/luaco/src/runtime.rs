@@ -169,7 +169,11 @@ impl Runtime {
     /// state of its own with that heap limit, driven by this runtime's
     /// loop: running out of memory there ends that script only. (Values
     /// cannot cross states: its promise is read through the handle.)
-    pub fn create_async(&self, source: &str, context: ScriptContext) -> Result<PromiseHandle> {
+    pub fn create_async(
+        &self,
+        source: impl AsRef<[u8]>,
+        context: ScriptContext,
+    ) -> Result<PromiseHandle> {
         let name = format!("={}", context.name());
         let budget = context.policy::<ContextBudget>();
         let untrusted = budget.is_some_and(ContextBudget::is_untrusted);
@@ -193,7 +197,13 @@ impl Runtime {
         };
         let target = state.as_deref().unwrap_or(&self.main);
         let env = own.as_ref().or(target.env.as_ref());
-        let chunk = load_in(&target.lua, source, &name, env)?;
+        let chunk = load_in(
+            &target.lua,
+            source.as_ref(),
+            &name,
+            env,
+            mlua::chunk::ChunkMode::Text,
+        )?;
         let mut args = MultiValue::new();
         for a in context.args() {
             args.push_back(Value::String(target.lua.create_string(a)?));
@@ -270,9 +280,36 @@ impl Runtime {
     }
 
     /// Compiles `source` (text only) as a chunk named `chunk_name`, in the
-    /// sandbox's environment when there is one.
-    pub fn load(&self, source: &str, chunk_name: &str) -> Result<mlua::Function> {
-        load_in(&self.main.lua, source, chunk_name, self.main.env.as_ref())
+    /// sandbox's environment when there is one. Sources are bytes, as Lua
+    /// reads them: any encoding, not only UTF-8.
+    pub fn load(&self, source: impl AsRef<[u8]>, chunk_name: &str) -> Result<mlua::Function> {
+        load_in(
+            &self.main.lua,
+            source.as_ref(),
+            chunk_name,
+            self.main.env.as_ref(),
+            mlua::chunk::ChunkMode::Text,
+        )
+    }
+
+    /// Loads a precompiled (binary) chunk, as `lua5.4` runs one. Bytecode
+    /// is not checked by Lua and can break the state, so only a runtime
+    /// without [`Config::sandbox`] loads it; a sandboxed one refuses with
+    /// [`Error::Script`] of kind `permission`.
+    pub fn load_binary(&self, chunk: &[u8], chunk_name: &str) -> Result<mlua::Function> {
+        if self.config.sandbox.is_some() {
+            return Err(Error::Script(ScriptError::new(
+                ErrorKind::Permission,
+                "binary (precompiled) chunks are not allowed in a sandboxed runtime",
+            )));
+        }
+        load_in(
+            &self.main.lua,
+            chunk,
+            chunk_name,
+            None,
+            mlua::chunk::ChunkMode::Binary,
+        )
     }
 
     /// The globals scripts see: under [`Config::sandbox`], the sandbox's
@@ -548,14 +585,12 @@ fn scoped_io(base: &IoConfig, policy: &SandboxPolicy, real_fs: bool) -> Result<I
 /// Compiles `source` (text only) in `lua`, in `env` when given.
 fn load_in(
     lua: &Lua,
-    source: &str,
+    source: &[u8],
     name: &str,
     env: Option<&mlua::Table>,
+    mode: mlua::chunk::ChunkMode,
 ) -> Result<mlua::Function> {
-    let chunk = lua
-        .load(source)
-        .set_name(name)
-        .set_mode(mlua::chunk::ChunkMode::Text);
+    let chunk = lua.load(source).set_name(name).set_mode(mode);
     let chunk = match env {
         Some(env) => chunk.set_environment(env.clone()),
         None => chunk,
@@ -639,6 +674,16 @@ impl PromiseHandle {
         self.lua.try_upgrade()?;
         match self.promise.outcome() {
             Some(Outcome::Resolved(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The rejection reason as a Lua value (an error object, or whatever
+    /// the script raised), if the promise rejected.
+    pub fn reason(&self) -> Option<Value> {
+        self.lua.try_upgrade()?;
+        match self.promise.outcome() {
+            Some(Outcome::Rejected(v)) => Some(v),
             _ => None,
         }
     }

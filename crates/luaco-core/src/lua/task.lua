@@ -697,7 +697,20 @@ do
     end
     return co_resume(co, ...)
   end
-  co_lib.close = function(co)
+  local co_status = coroutine.status
+  co_lib.close = function(...)
+    local co = ...
+    -- Lua's own refusals, word for word and at the caller's line, where
+    -- Lua would refuse: a running coroutine, or one that has resumed the
+    -- caller (a task's coroutine is one of them when the task asks).
+    if type(co) ~= "thread" then
+      local got = select("#", ...) == 0 and "no value" or type(co)
+      error("bad argument #1 to 'close' (coroutine expected, got " .. got .. ")", 2)
+    end
+    local st = co_status(co)
+    if st == "running" or st == "normal" then
+      error("cannot close a " .. st .. " coroutine", 2)
+    end
     if exposed[co] then
       error("cannot close a coroutine that runs an async task (cancel its promise instead)", 2)
     end

@@ -68,7 +68,7 @@ pub fn fixture(name: &str) -> String {
 pub fn run_fixture(name: &str) {
     let (rt, log) = runtime();
     let p = rt
-        .create_async(&fixture(name), ScriptContext::new(name))
+        .create_async(fixture(name), ScriptContext::new(name))
         .expect("compile");
     let result = rt.block_on(&p);
     rt.run().expect("run to idle");
