@@ -439,8 +439,11 @@ fn execute(
     let reporter = Rc::new(Reporter::default());
     rt.add_observer(reporter.clone());
     let lua = rt.lua();
-    if script_path != "-e" && script_path != "-" && !sandboxed {
-        prefer_script_dir(lua, script_path)?;
+    if !sandboxed {
+        system_module_paths(lua)?;
+        if script_path != "-e" && script_path != "-" {
+            prefer_script_dir(lua, script_path)?;
+        }
     }
     let arg = lua.create_table()?;
     arg.raw_set(0, script_path)?;
@@ -588,6 +591,75 @@ fn exit_now(code: ExitCode, main: luaco::PromiseHandle, rt: Runtime) -> ExitCode
     std::mem::forget(main);
     std::mem::forget(rt);
     code
+}
+
+/// Where the system's `lua5.4` looks for modules (Debian's layout, with
+/// the multiarch directory for C modules), then the user's LuaRocks tree:
+/// `(path, cpath)`, as `;`-separated templates.
+fn system_module_defaults() -> (String, String) {
+    let arch = format!("{}-linux-gnu", std::env::consts::ARCH);
+    let home = std::env::var("HOME").ok().filter(|h| !h.is_empty());
+    let mut path = vec![
+        "/usr/local/share/lua/5.4/?.lua".to_owned(),
+        "/usr/local/share/lua/5.4/?/init.lua".to_owned(),
+        "/usr/local/lib/lua/5.4/?.lua".to_owned(),
+        "/usr/local/lib/lua/5.4/?/init.lua".to_owned(),
+        "/usr/share/lua/5.4/?.lua".to_owned(),
+        "/usr/share/lua/5.4/?/init.lua".to_owned(),
+    ];
+    let mut cpath = vec![
+        "/usr/local/lib/lua/5.4/?.so".to_owned(),
+        format!("/usr/lib/{arch}/lua/5.4/?.so"),
+        "/usr/lib/lua/5.4/?.so".to_owned(),
+        "/usr/local/lib/lua/5.4/loadall.so".to_owned(),
+    ];
+    if let Some(home) = &home {
+        path.push(format!("{home}/.luarocks/share/lua/5.4/?.lua"));
+        path.push(format!("{home}/.luarocks/share/lua/5.4/?/init.lua"));
+        cpath.push(format!("{home}/.luarocks/lib/lua/5.4/?.so"));
+    }
+    path.extend(["./?.lua".to_owned(), "./?/init.lua".to_owned()]);
+    cpath.push("./?.so".to_owned());
+    (path.join(";"), cpath.join(";"))
+}
+
+/// `package.path` and `package.cpath` as the system's `lua5.4` sets them:
+/// `LUA_PATH_5_4` (or `LUA_PATH`) and `LUA_CPATH_5_4` (or `LUA_CPATH`)
+/// when set, with `;;` standing for the defaults, else the defaults.
+fn system_module_paths(lua: &mlua::Lua) -> mlua::Result<()> {
+    let Ok(package) = lua.globals().get::<mlua::Table>("package") else {
+        return Ok(());
+    };
+    let (path, cpath) = system_module_defaults();
+    let from_env = |names: [&str; 2], default: &str| -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        match names.iter().find_map(std::env::var_os) {
+            Some(value) => {
+                let value = value.as_bytes();
+                let mut out = Vec::with_capacity(value.len() + default.len());
+                let mut rest = value;
+                // Lua's rule: the first ";;" becomes ";DEFAULT;".
+                if let Some(i) = rest.windows(2).position(|w| w == b";;") {
+                    out.extend_from_slice(&rest[..i]);
+                    out.push(b';');
+                    out.extend_from_slice(default.as_bytes());
+                    out.push(b';');
+                    rest = &rest[i + 2..];
+                }
+                out.extend_from_slice(rest);
+                out
+            }
+            None => default.as_bytes().to_vec(),
+        }
+    };
+    package.set(
+        "path",
+        lua.create_string(from_env(["LUA_PATH_5_4", "LUA_PATH"], &path))?,
+    )?;
+    package.set(
+        "cpath",
+        lua.create_string(from_env(["LUA_CPATH_5_4", "LUA_CPATH"], &cpath))?,
+    )
 }
 
 /// `require` looks in the script's own directory first.

@@ -616,3 +616,72 @@ fn closing_the_running_task_coroutine_is_refused_as_lua_refuses_it() {
          (command line):6: cannot close a running coroutine\n"
     );
 }
+
+/// The C and pure-Lua modules from Debian's packages that `.ci/run`
+/// installs (lua5.4, lua-filesystem, lua-lpeg, lua-cjson, lua-penlight).
+const SYSTEM_MODULES: &str =
+    "apt-get install lua5.4 lua-filesystem lua-lpeg lua-cjson lua-penlight (.ci/run does)";
+
+#[test]
+fn system_c_modules_and_libraries_load_as_under_lua54() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = script(
+        dir.path(),
+        "modules.lua",
+        r#"
+        local pl = require("pl.import_into")()
+        local path, dir, stringx, List = pl.path, pl.dir, pl.stringx, pl.List
+        local d = arg[1]
+        print(path.isdir(d), path.exists(path.join(d, "nope")))
+        pl.utils.writefile(path.join(d, "a.txt"), "one\ntwo\n")
+        print(#dir.getfiles(d), #pl.utils.readfile(path.join(d, "a.txt")))
+        print(stringx.split("a,b,c", ",")[2], List{3, 1, 2}:sort():concat(","))
+        print(pl.pretty.write({1, 2, x = "y"}, ""))
+        local lfs, lpeg = require("lfs"), require("lpeg")
+        print(lfs.attributes(d, "mode"), require("cjson").encode({1, 2}),
+          lpeg.match(lpeg.R("az")^1, "abc1"), require("re").match("aaa", "'a'+"))
+        "#,
+    );
+    let expected = "true\tfalse\n1\t8\nb\t1,2,3\n{1,2,x=\"y\"}\ndirectory\t[1,2]\t4\t4\n";
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = luaco(&["run", &path, &work.path().to_string_lossy()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{} (needs: {SYSTEM_MODULES})",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), expected);
+    // The same script under the system's own interpreter says the same.
+    let work = tempfile::tempdir().expect("tempdir");
+    let stock = Command::new("lua5.4")
+        .arg(&path)
+        .arg(work.path())
+        .output()
+        .unwrap_or_else(|e| panic!("lua5.4: {e} (needs: {SYSTEM_MODULES})"));
+    assert_eq!(text(&stock.stdout), expected, "{}", text(&stock.stderr));
+    // A sandboxed script loads no C code.
+    let out = luaco(&["run", "--sandbox", "-e", "print(pcall(require, 'lfs'))"]);
+    assert!(
+        text(&out.stdout).starts_with("false\t"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn module_paths_follow_lua_path_with_double_semicolon_for_the_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mine.lua"), "return 'mine'").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_luaco"))
+        .args([
+            "run",
+            "-e",
+            "print(require('mine'), package.path:find('/usr/share/lua/5.4/?.lua', 1, true) ~= nil)",
+        ])
+        .env("LUA_PATH", format!("{}/?.lua;;", dir.path().display()))
+        .env_remove("LUA_PATH_5_4")
+        .output()
+        .expect("run luaco");
+    assert_eq!(text(&out.stdout), "mine\ttrue\n", "{}", text(&out.stderr));
+}
