@@ -419,10 +419,9 @@ fn run_limit(
     memory.then_some("memory limit")
 }
 
-/// A Lua memory error past the heap limit (kind "limit", from the VM).
+/// A Lua memory error past the heap limit (kind "limit", code "memory").
 fn is_memory_limit(e: &ScriptError) -> bool {
-    e.kind == luaco::ErrorKind::Limit
-        && (e.code.as_deref() == Some("memory") || e.message.starts_with("memory limit"))
+    luaco::Limit::of(e) == Some(luaco::Limit::Memory)
 }
 
 fn execute(

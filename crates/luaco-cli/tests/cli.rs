@@ -397,10 +397,17 @@ fn limit_flags_reject_bad_values_as_usage_errors() {
 /// bound far past what the script needs: a hang fails the test instead of
 /// wedging the suite.
 fn run_bounded(code: &str) -> Output {
+    run_bounded_with(&[], code)
+}
+
+/// [`run_bounded`] with flags before `-e`.
+fn run_bounded_with(flags: &[&str], code: &str) -> Output {
     use std::io::Read;
     use std::time::{Duration, Instant};
     let mut child = Command::new(env!("CARGO_BIN_EXE_luaco"))
-        .args(["run", "-e", code])
+        .arg("run")
+        .args(flags)
+        .args(["-e", code])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -684,4 +691,62 @@ fn module_paths_follow_lua_path_with_double_semicolon_for_the_defaults() {
         .output()
         .expect("run luaco");
     assert_eq!(text(&out.stdout), "mine\ttrue\n", "{}", text(&out.stderr));
+}
+
+#[test]
+fn limits_are_final_without_anything_a_script_can_see() {
+    let code = r##"
+        local function who() return debug.getinfo(2, "n").name end
+        print(pcall(who))
+        print(xpcall(who, print))
+        local tb = select(2, xpcall(function() error("x") end, debug.traceback))
+        print(tb:find("harden", 1, true) == nil and tb:find("real_", 1, true) == nil,
+          tb:find("[C]: in function 'xpcall'", 1, true) ~= nil)
+        print(pcall(error, "not enough memory"))
+        print(pcall(await, sleep(1)))
+        print(xpcall(function() await(sleep(1)); return "after a yield" end, print))
+        print(pcall(pcall))
+        print(select("#", pcall(function() return 1, nil, 3 end)))
+        print("still running")
+    "##;
+    let expected = "true\tpcall\ntrue\txpcall\ntrue\ttrue\nfalse\tnot enough memory\n\
+                    true\tnil\ntrue\tafter a yield\n\
+                    false\tbad argument #1 to 'pcall' (value expected)\n4\nstill running\n";
+    // The default run (a heap limit from the machine), a small heap, and
+    // a run whose limits need the hook.
+    for flags in [
+        &[][..],
+        &["--max-memory-mb", "32"][..],
+        &["--timeout-ms", "60000", "--max-instructions", "100000000"][..],
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.extend(["-e", code]);
+        let out = luaco(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{flags:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout), expected, "{flags:?}");
+    }
+    // A real heap bomb caught by pcall still ends the run as a limit.
+    let out = run_bounded_with(
+        &["--max-memory-mb", "32"],
+        r#"
+        local t = {}
+        print(pcall(function() for i = 1, 1e9 do t[i] = ("x"):rep(64) .. i end end))
+        t = nil
+        for i = 1, 1e7 do local _ = {} end
+        print("never printed")
+    "#,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("memory limit"));
+    assert!(!text(&out.stdout).contains("never printed"));
+    // An uncaught error("not enough memory") is a script error, not a limit.
+    let out = luaco(&["run", "-e", "error('not enough memory')"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("memory limit"));
 }

@@ -74,3 +74,27 @@ pub use promise::{Outcome, Promise, PromiseStatus};
 pub use state::{CountHook, StateBuilder};
 pub use stop::Stop;
 pub use value::ScriptValue;
+
+/// A Lua function `thread_status(co)` → Lua's status code of a thread: for
+/// a coroutine that died of an error, the error's status, so that a memory
+/// error is told from its status ([`STATUS_MEMORY`]), never its message.
+pub fn thread_status_function(lua: &mlua::Lua) -> mlua::Result<mlua::Function> {
+    raw::thread_status_function(lua)
+}
+
+/// Lua's status code for a memory error (`LUA_ERRMEM`).
+pub const STATUS_MEMORY: i64 = raw::STATUS_MEMORY;
+
+/// Whether the heap limit of a state made by [`StateBuilder`] with a
+/// memory limit refused an allocation since [`forgive_memory_refusal`]:
+/// the allocator's own record, which is what tells a real memory error
+/// from `error("not enough memory")` (Lua gives both the same status).
+pub fn memory_refused(lua: &mlua::Lua) -> bool {
+    raw::allocator_refused(lua)
+}
+
+/// Clears the record [`memory_refused`] reads, for a host that forgives a
+/// spent heap limit at its next call.
+pub fn forgive_memory_refusal(lua: &mlua::Lua) {
+    raw::forgive_refusal(lua)
+}

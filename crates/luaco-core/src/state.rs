@@ -92,6 +92,7 @@ impl StateBuilder {
         }
         if let Some(limit) = self.memory_limit {
             lua.set_memory_limit(limit)?;
+            crate::raw::watch_allocator(&lua)?;
         }
         if let Some((every, hook)) = &self.hook {
             let hook = hook.clone();

@@ -323,6 +323,9 @@ impl Guard {
     pub fn start_call(&self) {
         if self.state.tripped.get() == Some(Limit::Memory) {
             self.clear_trip();
+            if let Some(lua) = self.state.engine.get().and_then(Engine::lua) {
+                luaco_core::forgive_memory_refusal(&lua);
+            }
         }
         self.restart_clock();
     }
@@ -525,50 +528,53 @@ fn stop_with(state: &Rc<State>, lua: &Lua, error: ScriptError) -> mlua::Result<V
     Err(mlua::Error::runtime(error.message))
 }
 
-/// Wraps `pcall`, `xpcall` and `coroutine.resume` in `env`. With a heap
-/// limit (`memory`), a heap-limit error they catch ends the run all the
-/// same: the guard trips [`Limit::Memory`] and every task stops at its
-/// next hook. And an `xpcall` message handler never runs for the error the
-/// hook raises to stop a script: Lua calls it while still inside the hook,
-/// where hooks are off, so a handler that loops would run for ever. The
-/// wrappers are Lua functions, so `pcall(await, p)` still yields.
-const HARDEN: &str = r#"
-local env, trip, stopping, memory = ...
-local real_pcall, real_xpcall = env.pcall, env.xpcall
-local co = env.coroutine
-local real_resume = co and co.resume
-local type, rawget, sub = type, rawget, string.sub
--- Lua's own message for a failed allocation, or the runtime's error object
--- for one (kind "limit", "memory limit: ...").
-local function is_memory(e)
-  if e == "not enough memory" then return true end
-  if type(e) == "table" and rawget(e, "kind") == "limit" then
-    local m = rawget(e, "message")
-    return type(m) == "string" and sub(m, 1, 12) == "memory limit"
+/// `coroutine.resume` in a state with a heap limit: a failure the
+/// coroutine died of is handed to `check(status, err)` when it could be
+/// the heap limit (its status says a memory error, or the error is not a
+/// string). A Lua function, so that the core's own guard beneath it and
+/// yields through it keep working; `pcall` and `xpcall` are C functions
+/// (see `native`), which leave no frame a script could see.
+const HARDEN_RESUME: &str = r#"
+local co, check, status, MEMORY = ...
+local real_resume = co.resume
+local type = type
+local function after(c, ok, e, ...)
+  if not ok then
+    local s = status(c)
+    if s == MEMORY or type(e) ~= "string" then check(s, e) end
   end
-  return false
-end
-local function check(ok, e, ...)
-  if memory and not ok and is_memory(e) then trip() end
   return ok, e, ...
 end
-if memory then
-  env.pcall = function(f, ...) return check(real_pcall(f, ...)) end
-  if real_resume then
-    co.resume = function(c, ...) return check(real_resume(c, ...)) end
-  end
-end
--- Lua calls no message handler for a memory error: the result is checked
--- too.
-env.xpcall = function(f, handler, ...)
-  if type(handler) ~= "function" then return real_xpcall(f, handler, ...) end
-  return check(real_xpcall(f, function(e)
-    if stopping() then return e end
-    if memory and is_memory(e) then trip() end
-    return handler(e)
-  end, ...))
-end
+co.resume = function(c, ...) return after(c, real_resume(c, ...)) end
 "#;
+
+/// Whether a failed protected call failed for the heap limit: the
+/// allocator refused memory (its own record, since `error("not enough
+/// memory")` gets the same status from Lua), and the failure is a memory
+/// error by its status or its type, never its message: one raised by the
+/// VM, an mlua memory error from a Rust function, or the runtime's
+/// memory-limit error object.
+fn memory_failure(lua: &Lua, status: i64, error: &mlua::Value) -> bool {
+    let limit = |e: &ScriptError| e.kind == ErrorKind::Limit && e.code.as_deref() == Some("memory");
+    let typed = status == crate::native::STATUS_MEMORY
+        || match error {
+            mlua::Value::Error(e) => limit(&ScriptError::from(&**e)),
+            mlua::Value::Table(t) => {
+                t.raw_get::<Option<String>>("kind")
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    == Some("limit")
+                    && t.raw_get::<Option<String>>("code")
+                        .ok()
+                        .flatten()
+                        .as_deref()
+                        == Some("memory")
+            }
+            _ => false,
+        };
+    typed && luaco_core::memory_refused(lua)
+}
 
 impl Guard {
     /// Marks the heap limit as hit from code that caught the allocation
@@ -591,26 +597,50 @@ impl Guard {
     }
 
     /// Makes the protected calls of `env` unable to outlast a run-level
-    /// limit: a script may observe the limit, not survive
-    /// it. With `memory` (the state has a heap limit), a heap-limit error
-    /// caught by `pcall`, `xpcall` or `coroutine.resume` ends the run
-    /// anyway; and an `xpcall` message handler is skipped for the error
-    /// that stops a script (see the wrappers' comment). Call it on the
-    /// state's globals before environments copy them.
+    /// limit: a script may observe the limit, not survive it. With
+    /// `memory` (the state has a heap limit), a heap-limit failure caught
+    /// by `pcall`, `xpcall` or `coroutine.resume` ends the run anyway;
+    /// when a limit needs the hook, an `xpcall` message handler is skipped
+    /// for the error that stops a script (Lua runs it with hooks off, so
+    /// one that loops would run for ever). `pcall` and `xpcall` become C
+    /// functions that behave as Lua's own, so nothing of this shows in
+    /// tracebacks or `debug.getinfo`. Call it on the state's globals
+    /// before environments copy them.
     pub fn harden(&self, lua: &Lua, env: &mlua::Table, memory: bool) -> mlua::Result<()> {
+        let hooked = self.is_needed();
+        if !memory && !hooked {
+            return Ok(());
+        }
         let guard = self.clone();
-        let trip_memory = lua.create_function(move |lua, ()| {
-            guard.trip_memory(lua);
+        let check = lua.create_function(move |lua, (status, error): (i64, mlua::Value)| {
+            if memory && memory_failure(lua, status, &error) {
+                guard.trip_memory(lua);
+            }
             Ok(())
         })?;
-        let guard = self.clone();
-        let stopping = lua.create_function(move |_, ()| Ok(guard.stopping()))?;
-        lua.load(HARDEN).set_name("=luaco/harden").call::<()>((
-            env.clone(),
-            trip_memory,
-            stopping,
-            memory,
-        ))
+        let stopping = match hooked {
+            true => {
+                let guard = self.clone();
+                Some(lua.create_function(move |_, ()| Ok(guard.stopping()))?)
+            }
+            false => None,
+        };
+        let (pcall, xpcall) = crate::native::protected_calls(lua, check.clone(), stopping)?;
+        env.raw_set("xpcall", xpcall)?;
+        if memory {
+            env.raw_set("pcall", pcall)?;
+            if let Ok(co) = env.raw_get::<mlua::Table>("coroutine") {
+                lua.load(HARDEN_RESUME)
+                    .set_name("=luaco/harden")
+                    .call::<()>((
+                        co,
+                        check,
+                        luaco_core::thread_status_function(lua)?,
+                        crate::native::STATUS_MEMORY,
+                    ))?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the running script is being stopped: a run-level limit, or

@@ -38,11 +38,12 @@
 //! # Ok::<(), luaco_core::Error>(())
 //! ```
 #![warn(missing_docs, missing_debug_implementations)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod bounded;
 mod env;
 mod guard;
+mod native;
 mod pattern;
 mod policy;
 

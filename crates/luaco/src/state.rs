@@ -7,7 +7,7 @@
 
 use std::rc::Rc;
 
-use luaco_core::{Engine, ErrorKind, Observer, ScriptError, StateBuilder};
+use luaco_core::{Engine, Observer, ScriptError, StateBuilder};
 use luaco_io::IoConfig;
 use luaco_sandbox::{Guard, Limit, Limits};
 use mlua::{Lua, Table, Value};
@@ -134,14 +134,15 @@ impl Observer for MemoryWatch {
     }
 
     fn unhandled_rejection(&self, error: &ScriptError) {
-        let memory = (error.kind == ErrorKind::Limit && error.message.starts_with("memory limit"))
-            || error.message.ends_with("not enough memory");
-        if !memory {
+        // Typed, and only if the allocator really refused: a script that
+        // raises Lua's memory message itself hits no limit.
+        if Limit::of(error) != Some(Limit::Memory) {
             return;
         }
-        match self.lua.try_upgrade() {
-            Some(lua) => self.guard.trip_memory(&lua),
-            None => self.guard.trip(Limit::Memory),
+        if let Some(lua) = self.lua.try_upgrade() {
+            if luaco_core::memory_refused(&lua) {
+                self.guard.trip_memory(&lua);
+            }
         }
     }
 }

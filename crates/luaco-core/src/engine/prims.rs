@@ -84,6 +84,12 @@ impl Engine {
             })?,
         )?;
         prims.raw_set("spawn_site", crate::raw::spawn_site_function(lua)?)?;
+        prims.raw_set("thread_status", crate::raw::thread_status_function(lua)?)?;
+        prims.raw_set("STATUS_MEMORY", crate::raw::STATUS_MEMORY)?;
+        prims.raw_set(
+            "memory_refused",
+            lua.create_function(|lua, ()| Ok(crate::raw::allocator_refused(lua)))?,
+        )?;
         let origin = self.0.origin;
         prims.raw_set(
             "clock",

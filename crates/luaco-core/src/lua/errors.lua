@@ -11,6 +11,11 @@ local gsub, match, find = string.gsub, string.match, string.find
 local type, setmetatable, getmetatable, tostring, rawget, error, pcall =
   type, setmetatable, getmetatable, tostring, rawget, error, pcall
 local getinfo, traceback = core.debug.getinfo, core.debug.traceback
+local thread_status, STATUS_MEMORY, memory_refused =
+  prim.thread_status, prim.STATUS_MEMORY, prim.memory_refused
+-- What failure_reason gives for a task that died of a memory error: the
+-- finisher builds the error object once the task's garbage is collected.
+core.OUT_OF_MEMORY = {}
 
 local ERROR_MT = { __name = "error", __metatable = "error" }
 ERROR_MT.__tostring = function(e) return tostring(rawget(e, "message")) end
@@ -142,7 +147,10 @@ function core.failure_reason(co, e, task)
       local caller = getinfo(co, 1, "f")
       if caller and caller.func == await_fn then return e end
     end
-    if e == "not enough memory" then return e end
+    -- A memory error is told by the status the coroutine died with, and
+    -- the allocator's record (Lua gives `error("not enough memory")` the
+    -- same status), never by the message.
+    if thread_status(co) == STATUS_MEMORY and memory_refused() then return core.OUT_OF_MEMORY end
     return new_error("runtime", e, dead_traceback(co, task))
   elseif t == "userdata" then
     return prim.convert_error(e)

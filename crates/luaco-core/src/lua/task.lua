@@ -361,16 +361,16 @@ function core.suspended_traceback(p)
 end
 
 ---------------------------------------------------------------- finishing
-local MEMORY = "not enough memory"
+local OUT_OF_MEMORY = core.OUT_OF_MEMORY
 
 local function finish(t, ok, v)
   t[STATE] = DONE
   live = live - 1
   local p = t[PROMISE]
   if not ok then
-    if v == MEMORY then
-      -- A memory error arrives as Lua's preallocated bare string. Free
-      -- what the task left before anything else is built.
+    if v == OUT_OF_MEMORY then
+      -- The task died of a memory error (its status says so). Free what
+      -- it left before anything else is built.
       collectgarbage()
       v = core.memory_error()
     end
