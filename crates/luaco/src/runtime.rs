@@ -197,9 +197,10 @@ impl Runtime {
         };
         let target = state.as_deref().unwrap_or(&self.main);
         let env = own.as_ref().or(target.env.as_ref());
+        let source = with_arg_table(source.as_ref(), context.name());
         let chunk = load_in(
             &target.lua,
-            source.as_ref(),
+            &source,
             &name,
             env,
             mlua::chunk::ChunkMode::Text,
@@ -583,6 +584,25 @@ fn scoped_io(base: &IoConfig, policy: &SandboxPolicy, real_fs: bool) -> Result<I
 }
 
 /// Compiles `source` (text only) in `lua`, in `env` when given.
+/// `source` with `arg` in scope, as `lua5.4` gives a script: `arg[0]` the
+/// script's name, `arg[1..]` its arguments (the chunk's `...`). A local
+/// of the chunk, declared on its first line so that no line number moves:
+/// each script of a runtime has its own, whatever globals it shares.
+fn with_arg_table(source: &[u8], name: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(source.len() + name.len() + 32);
+    out.extend_from_slice(b"local arg = {[0] = \"");
+    for &b in name.as_bytes() {
+        match b {
+            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
+            b' '..=b'~' => out.push(b),
+            _ => out.extend_from_slice(format!("\\{b:03}").as_bytes()),
+        }
+    }
+    out.extend_from_slice(b"\", ...}; ");
+    out.extend_from_slice(source);
+    out
+}
+
 fn load_in(
     lua: &Lua,
     source: &[u8],

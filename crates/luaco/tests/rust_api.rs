@@ -371,3 +371,28 @@ fn run_main_ends_at_the_main_error_and_stop_cancels_what_is_left() -> luaco::Res
     assert_eq!(rt.block_on(&next)?, ScriptValue::Integer(ticks));
     Ok(())
 }
+
+#[test]
+fn each_script_gets_arg_from_its_context_as_lua_gives_a_script() -> luaco::Result<()> {
+    let rt = Runtime::new(Config::default())?;
+    let code = r##"
+        local function later() await(sleep(1)); return arg[1] end
+        local t = { arg[0], arg[1], arg[2], arg[3], select("#", ...), (...), later(),
+          debug.getinfo(1, "l").currentline }
+        for i = 1, 8 do t[i] = tostring(t[i]) end
+        return table.concat(t, ",")
+    "##;
+    let a = rt.create_async(code, ScriptContext::new("first").with_args(["x", "y"]))?;
+    let b = rt.create_async(code, ScriptContext::new("se\"cond").with_args(["z"]))?;
+    assert_eq!(
+        rt.block_on(&a)?,
+        ScriptValue::String("first,x,y,nil,2,x,x,4".into())
+    );
+    assert_eq!(
+        rt.block_on(&b)?,
+        ScriptValue::String("se\"cond,z,nil,nil,1,z,z,4".into())
+    );
+    // Each has its own: no global was set.
+    assert_eq!(rt.globals().get::<mlua::Value>("arg")?, mlua::Value::Nil);
+    Ok(())
+}
