@@ -80,11 +80,35 @@ print(fetch("http://127.0.0.1:9/nothing").status)
     has_all(
         &err,
         &[
-            "error: http.request: http://127.0.0.1:9/nothing:",
+            "error: api.lua:2: http.request: http://127.0.0.1:9/nothing:",
             "stack traceback:",
             "api.lua:2: in",
             "api.lua:5: in main chunk",
         ],
+    );
+}
+
+#[test]
+fn an_api_error_names_the_line_of_the_call_through_a_tail_call() {
+    // `return await(...)` is a tail call: the frame of `fetch` is gone by
+    // the time the request fails, but the call's line was noted when made.
+    let (code, err) = broken(
+        "tail.lua",
+        r#"local function fetch(url)
+  return await(http_get(url))
+end
+local function read(path)
+  return await(fs.read(path))
+end
+local ok, e = pcall(read, "/nonexistent/luaco/file")
+assert(not ok and e.message:find("^tail%.lua:5: fs%.read: "), e.message)
+fetch("http://127.0.0.1:9/nothing")
+"#,
+    );
+    assert_eq!(code, Some(1));
+    has_all(
+        &err,
+        &["error: tail.lua:2: http.request: http://127.0.0.1:9/nothing:"],
     );
 }
 

@@ -1,6 +1,7 @@
 //! The core's only unsafe code: creating a Lua state that may load the
 //! `debug` library (which mlua treats as unsafe), one raw C function on
-//! the spawn path, one that reads a thread's status code, and a watch on
+//! the spawn path and one that finds the script line of an I/O call, one
+//! that reads a thread's status code, and a watch on
 //! the state's allocator that records when it refused memory.
 #![allow(unsafe_code)]
 
@@ -185,4 +186,48 @@ pub(crate) fn allocator_refused(lua: &Lua) -> bool {
 /// Clears the record of refusals.
 pub(crate) fn forgive_refusal(lua: &Lua) {
     with_watch(lua, |w| w.refused.set(false));
+}
+
+/// How many frames `call_site` looks through for the script's own.
+const MAX_SITE_FRAMES: c_int = 16;
+
+/// `call_site()` → the short source and line of the innermost Lua function
+/// on the stack that is not the runtime's own (whose chunks are named
+/// `=luaco...`): the script line that made an API call, found when the
+/// call is made, so that a tail call cannot hide it later.
+unsafe extern "C-unwind" fn call_site(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: `state` is the running thread Lua called us with. `ar` is
+    // filled by lua_getstack before lua_getinfo reads it; `ar.source` and
+    // `ar.short_src` are NUL-terminated (the source lives in the function
+    // prototype, which is on the stack; short_src is ar's own buffer). At
+    // most two values are pushed, within LUA_MINSTACK; a memory error in
+    // lua_pushstring unwinds a frame holding nothing to drop.
+    unsafe {
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        for level in 1..MAX_SITE_FRAMES {
+            if ffi::lua_getstack(state, level, &mut ar) == 0 {
+                return 0;
+            }
+            if ffi::lua_getinfo(state, c"Sl".as_ptr(), &mut ar) == 0
+                || ar.source.is_null()
+                || ar.currentline <= 0
+            {
+                continue;
+            }
+            let source = std::ffi::CStr::from_ptr(ar.source).to_bytes();
+            if source.starts_with(b"=luaco") {
+                continue;
+            }
+            ffi::lua_pushstring(state, ar.short_src.as_ptr());
+            ffi::lua_pushinteger(state, ffi::lua_Integer::from(ar.currentline));
+            return 2;
+        }
+        0
+    }
+}
+
+/// The Lua function for [`call_site`].
+pub(crate) fn call_site_function(lua: &Lua) -> mlua::Result<Function> {
+    // SAFETY: `call_site` follows the lua_CFunction protocol.
+    unsafe { lua.create_c_function(call_site) }
 }

@@ -163,7 +163,8 @@ fn register_async_exposes_a_rust_future() -> luaco::Result<()> {
         local a, b = complete("hi"), complete("there")
         local both = await(all({ a, b }))
         local ok, e = pcall(await, complete(5))
-        assert(not ok and e.kind == "type" and e.message == "complete() wants a prompt")
+        -- The message names the line that made the call.
+        assert(not ok and e.kind == "type" and e.message == "llm:4: complete() wants a prompt", e.message)
         local ok2, e2 = pcall(complete, function() end)
         assert(not ok2 and e2.kind == "type")
         assert(require("luaco").complete == complete)

@@ -85,6 +85,7 @@ impl Engine {
         )?;
         prims.raw_set("spawn_site", crate::raw::spawn_site_function(lua)?)?;
         prims.raw_set("thread_status", crate::raw::thread_status_function(lua)?)?;
+        prims.raw_set("call_site", crate::raw::call_site_function(lua)?)?;
         prims.raw_set("STATUS_MEMORY", crate::raw::STATUS_MEMORY)?;
         prims.raw_set(
             "memory_refused",
