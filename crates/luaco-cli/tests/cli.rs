@@ -718,6 +718,7 @@ fn limits_are_final_without_anything_a_script_can_see() {
         &[][..],
         &["--max-memory-mb", "32"][..],
         &["--timeout-ms", "60000", "--max-instructions", "100000000"][..],
+        &["--timeout-ms", "60000", "--time-slice-ms", "10"][..],
     ] {
         let mut args = vec!["run"];
         args.extend_from_slice(flags);
@@ -745,8 +746,120 @@ fn limits_are_final_without_anything_a_script_can_see() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("memory limit"));
     assert!(!text(&out.stdout).contains("never printed"));
+    // So does one caught by a coroutine's resume, or by a wrap function's
+    // caller.
+    for catch in [
+        "print(coroutine.resume(coroutine.create(bomb)))",
+        "print(pcall(coroutine.wrap(bomb)))",
+    ] {
+        let code = format!(
+            r#"
+            local t = {{}}
+            local function bomb() for i = 1, 1e9 do t[i] = ("x"):rep(64) .. i end end
+            {catch}
+            t = nil
+            for i = 1, 1e7 do local _ = {{}} end
+            print("never printed")
+        "#
+        );
+        let out = run_bounded_with(&["--max-memory-mb", "32"], &code);
+        assert_eq!(out.status.code(), Some(3), "{catch}: {}", text(&out.stderr));
+        assert!(!text(&out.stdout).contains("never printed"), "{catch}");
+    }
     // An uncaught error("not enough memory") is a script error, not a limit.
     let out = luaco(&["run", "-e", "error('not enough memory')"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(!text(&out.stderr).contains("memory limit"));
+}
+
+#[test]
+fn a_deadline_stops_code_in_any_coroutine_and_nothing_runs_after_it() {
+    // A deadline with no instruction budget is watched from another thread
+    // (no count hook): it must still reach a loop in a coroutine the
+    // script made, in a `__close` handler, and in a task resumed after it
+    // passed, and no line may run once it has.
+    let cases = [
+        "local co = coroutine.wrap(function() while true do end end)\n\
+         print('caught', pcall(co))\nwhile true do end",
+        "local co = coroutine.create(function() while true do end end)\n\
+         print('caught', coroutine.resume(co))\nwhile true do end",
+        "local p = async(function() local x <close> = setmetatable({}, {__close = function()\n\
+           while true do end end}); await(sleep(100000)) end)\n\
+         await(sleep(10)); p:cancel(); print('caught')",
+        "for i = 1, 20 do async(function() while true do end end) end\n\
+         await(sleep(1000)); print('caught')",
+    ];
+    for flags in [
+        &["--timeout-ms", "300"][..],
+        &["--timeout-ms", "300", "--time-slice-ms", "5"][..],
+    ] {
+        for code in cases {
+            let start = std::time::Instant::now();
+            let out = run_bounded_with(flags, code);
+            assert_eq!(
+                out.status.code(),
+                Some(3),
+                "{flags:?} {code}: {}",
+                text(&out.stderr)
+            );
+            assert!(
+                text(&out.stderr).contains("wall-clock limit"),
+                "{code}: {}",
+                text(&out.stderr)
+            );
+            assert!(
+                !text(&out.stdout).contains("caught"),
+                "{flags:?} {code}: {}",
+                text(&out.stdout)
+            );
+            // Ten times the limit and more: a loaded machine never flakes.
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "{code}"
+            );
+        }
+    }
+}
+
+#[test]
+fn coroutine_functions_answer_as_lua54s() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = script(
+        dir.path(),
+        "co.lua",
+        r##"
+local function show(...) local t = table.pack(...) for i = 1, t.n do t[i] = tostring(t[i]) end print(table.concat(t, " | ")) end
+local co = coroutine.create(function(a, b) local c = coroutine.yield(a + b); error("boom " .. c) end)
+show(coroutine.resume(co, 1, 2))
+show(coroutine.resume(co, "x"))
+show(coroutine.resume(co))
+show(pcall(coroutine.resume))
+show(pcall(coroutine.resume, 42))
+show(pcall(coroutine.resume, setmetatable({}, {__name = "thing"})))
+local w = coroutine.wrap(function(...) local x = coroutine.yield(...) error("in wrap " .. tostring(x)) end)
+show(w(1, 2, 3))
+show(pcall(w, "v"))
+show(pcall(w))
+local ok, e = pcall(coroutine.wrap(function() error({code = 1}) end)); show(ok, type(e), e.code)
+show(pcall(coroutine.wrap, 1))
+show(pcall(coroutine.wrap(function() local x <close> = setmetatable({}, {__close = function() print("closed") end}); error("after close") end)))
+local co2 = coroutine.create(function() coroutine.yield() end)
+coroutine.resume(co2)
+show(coroutine.close(co2), coroutine.status(co2))
+local co3 = coroutine.create(function() local x <close> = setmetatable({}, {__close = function() error("close err") end}); coroutine.yield() end)
+coroutine.resume(co3)
+show(coroutine.close(co3))
+show(coroutine.resume(coroutine.running()))
+show(coroutine.wrap(function() return coroutine.resume(coroutine.create(function() return coroutine.isyieldable() end)) end)())
+show(select("#", coroutine.resume(coroutine.create(function() return table.unpack({}, 1, 200) end))))
+"##,
+    );
+    let ours = luaco(&["run", &path]);
+    let stock = Command::new("lua5.4")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("lua5.4: {e} (needs: {SYSTEM_MODULES})"));
+    assert_eq!(ours.status.code(), Some(0), "{}", text(&ours.stderr));
+    assert!(text(&stock.stdout).contains("cannot resume dead coroutine"));
+    assert_eq!(text(&ours.stdout), text(&stock.stdout));
 }

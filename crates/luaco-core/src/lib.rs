@@ -54,9 +54,9 @@ mod driver;
 mod engine;
 mod error;
 mod module;
+mod native;
 mod observer;
 mod promise;
-mod raw;
 mod state;
 mod stop;
 mod value;
@@ -69,32 +69,28 @@ pub use engine::{
 };
 pub use error::{Error, ErrorKind, Result, ScriptError};
 pub use module::{Module, ModuleContext};
+pub use native::interrupt::{
+    reason as interrupt_reason, set_handler as set_interrupt_handler, set_resume_check, Interrupter,
+};
 pub use observer::{Lifecycle, Observer, Origin, TaskInfo};
 pub use promise::{Outcome, Promise, PromiseStatus};
 pub use state::{CountHook, StateBuilder};
 pub use stop::Stop;
 pub use value::ScriptValue;
 
-/// A Lua function `thread_status(co)` → Lua's status code of a thread: for
-/// a coroutine that died of an error, the error's status, so that a memory
-/// error is told from its status ([`STATUS_MEMORY`]), never its message.
-pub fn thread_status_function(lua: &mlua::Lua) -> mlua::Result<mlua::Function> {
-    raw::thread_status_function(lua)
-}
-
 /// Lua's status code for a memory error (`LUA_ERRMEM`).
-pub const STATUS_MEMORY: i64 = raw::STATUS_MEMORY;
+pub const STATUS_MEMORY: i64 = native::STATUS_MEMORY;
 
 /// Whether the heap limit of a state made by [`StateBuilder`] with a
 /// memory limit refused an allocation since [`forgive_memory_refusal`]:
 /// the allocator's own record, which is what tells a real memory error
 /// from `error("not enough memory")` (Lua gives both the same status).
 pub fn memory_refused(lua: &mlua::Lua) -> bool {
-    raw::allocator_refused(lua)
+    native::allocator_refused(lua)
 }
 
 /// Clears the record [`memory_refused`] reads, for a host that forgives a
 /// spent heap limit at its next call.
 pub fn forgive_memory_refusal(lua: &mlua::Lua) {
-    raw::forgive_refusal(lua)
+    native::forgive_refusal(lua)
 }

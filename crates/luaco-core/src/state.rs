@@ -85,14 +85,14 @@ impl StateBuilder {
 
     /// Creates the state.
     pub fn build(&self) -> mlua::Result<Lua> {
-        let lua = crate::raw::new_state(self.libs | StdLib::DEBUG, LuaOptions::default())?;
+        let lua = crate::native::new_state(self.libs | StdLib::DEBUG, LuaOptions::default())?;
         if !self.exposes_debug() {
             // The engine reads `debug` from the registry's loaded table.
             lua.globals().raw_set("debug", mlua::Value::Nil)?;
         }
         if let Some(limit) = self.memory_limit {
             lua.set_memory_limit(limit)?;
-            crate::raw::watch_allocator(&lua)?;
+            crate::native::watch_allocator(&lua)?;
         }
         if let Some((every, hook)) = &self.hook {
             let hook = hook.clone();

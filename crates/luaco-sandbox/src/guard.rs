@@ -1,5 +1,8 @@
 //! [`Guard`]: run-level limits (an instruction budget over every coroutine,
-//! a wall-clock deadline) enforced from a count hook.
+//! a wall-clock deadline, a time slice). An instruction budget needs a
+//! count hook; a deadline and a slice alone are watched from another
+//! thread, which interrupts the running coroutine only when its time
+//! comes (see [`crate::ticker`]), so until then they cost nothing.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::rc::Rc;
@@ -7,8 +10,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use luaco_core::{Engine, ErrorKind, ScriptError, StateBuilder, Stop};
+use luaco_core::{
+    interrupt_reason, Engine, ErrorKind, Interrupter, ScriptError, StateBuilder, Stop,
+};
 use mlua::{HookTriggers, Lua, VmState};
+
+use crate::ticker::Watch;
 
 /// How often the hook runs, in VM instructions. Each coroutine's counter
 /// starts at zero, so a script that makes many short coroutines runs up to
@@ -233,6 +240,22 @@ struct State {
     /// The thread the last stop was attempted in: a second hook call in
     /// the same thread means Lua could not yield there.
     tried: RefCell<Option<mlua::Thread>>,
+    /// Deadlines and slices without a count hook: this thread's
+    /// interrupter, when the limits allow it (no instruction budget, no
+    /// per-script budgets) and the platform has one.
+    interrupter: Option<Interrupter>,
+    /// What the ticker thread watches, from [`Guard::attach`].
+    watch: RefCell<Option<Arc<Watch>>>,
+    /// A hit limit holds every resume of this thread to a stop.
+    holding: Cell<bool>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        if let (true, Some(i)) = (self.holding.get(), self.interrupter) {
+            i.release_stop();
+        }
+    }
 }
 
 /// Enforces [`Limits`] on one Lua state. Install its hook with
@@ -268,6 +291,11 @@ impl Guard {
 
     fn make(limits: Limits, contexts: bool) -> Guard {
         let budget = budget_of(&limits);
+        let timed = limits.timeout.is_some() || limits.time_slice.is_some();
+        let interrupter = match !contexts && limits.max_instructions.is_none() && timed {
+            true => Interrupter::for_this_thread(),
+            false => None,
+        };
         Guard {
             state: Rc::new(State {
                 limits,
@@ -281,6 +309,9 @@ impl Guard {
                 slice_mark: Cell::new((0, Instant::now())),
                 tried: RefCell::new(None),
                 memory_hooked: RefCell::new(None),
+                interrupter,
+                watch: RefCell::new(None),
+                holding: Cell::new(false),
             }),
         }
     }
@@ -294,9 +325,17 @@ impl Guard {
             || l.time_slice.is_some()
     }
 
+    /// True when the limits are enforced from a count hook; false when
+    /// none needs one, or a deadline and a slice are watched from another
+    /// thread instead (an instruction budget or per-script budgets count
+    /// instructions, so they keep the hook).
+    pub fn uses_count_hook(&self) -> bool {
+        self.is_needed() && self.state.interrupter.is_none()
+    }
+
     /// `builder` with this guard's count hook installed (when a limit needs it).
     pub fn state_builder(&self, builder: StateBuilder) -> StateBuilder {
-        if !self.is_needed() {
+        if !self.uses_count_hook() {
             return builder;
         }
         let state = self.state.clone();
@@ -313,6 +352,21 @@ impl Guard {
         self.state
             .deadline
             .set(self.state.limits.timeout.map(|t| Instant::now() + t));
+        if let (Some(interrupter), Some(lua)) = (self.state.interrupter, engine.lua()) {
+            let state = self.state.clone();
+            let handler = lua.create_function(move |_, (reasons, yieldable): (u8, bool)| {
+                Ok(interrupted(&state, reasons, yieldable))
+            });
+            let installed = handler.and_then(|f| luaco_core::set_interrupt_handler(&lua, f));
+            if installed.is_ok() {
+                let watch = Watch::start(
+                    interrupter,
+                    self.state.deadline.get(),
+                    self.state.limits.time_slice,
+                );
+                *self.state.watch.borrow_mut() = Some(watch);
+            }
+        }
     }
 
     /// Starts a new call, for a host that runs one call at a time: as
@@ -332,6 +386,9 @@ impl Guard {
 
     fn clear_trip(&self) {
         let state = &self.state;
+        if let (true, Some(i)) = (state.holding.replace(false), state.interrupter) {
+            i.release_stop();
+        }
         state.tripped.set(None);
         state.signal.store(0, Ordering::SeqCst);
         *state.tried.borrow_mut() = None;
@@ -349,6 +406,9 @@ impl Guard {
         state
             .deadline
             .set(state.limits.timeout.map(|t| Instant::now() + t));
+        if let Some(watch) = state.watch.borrow().as_ref() {
+            watch.set_deadline(state.deadline.get());
+        }
     }
 
     /// The limit that was hit, if any.
@@ -404,6 +464,64 @@ fn trip(state: &State, limit: Limit) {
         state.tripped.set(Some(limit));
         state.signal.store(limit.signal_value(), Ordering::SeqCst);
     }
+    if let Some(i) = state.interrupter {
+        if !state.holding.replace(true) {
+            // With no count hook, nothing else would stop the coroutine
+            // running now (a script that caught a limit error in a pcall)
+            // nor those resumed after it.
+            i.hold_stop();
+            i.interrupt(interrupt_reason::STOP);
+        }
+    }
+}
+
+/// The interrupt handler (see [`luaco_core::Interrupter`]): what the
+/// interrupted coroutine does. A hit limit, or a deadline passed, stops
+/// it: a yield the engine turns into abandoning the task, or where Lua
+/// cannot yield the limit's error, raised (the hook tries again at the
+/// next instruction). A slice spent in the task's own coroutine yields
+/// it to the back of the ready queue; in a coroutine the script made it
+/// waits (a yield would go to the script's resume), and the ticker asks
+/// again a slice later.
+fn interrupted(state: &Rc<State>, reasons: u8, yieldable: bool) -> mlua::Value {
+    const GO_ON: i64 = 0;
+    const YIELD: i64 = 1;
+    let engine = state.engine.get();
+    let passed = state.deadline.get().is_some_and(|d| Instant::now() >= d);
+    if passed && state.tripped.get().is_none() {
+        trip(state, Limit::Time);
+    }
+    if let Some(limit) = state.tripped.get() {
+        let error = limit.error(&detail(limit, &state.limits));
+        if !yieldable {
+            let lua = engine.and_then(Engine::lua);
+            return match lua.and_then(|lua| lua.create_string(&error.message).ok()) {
+                Some(message) => mlua::Value::String(message),
+                None => mlua::Value::Integer(GO_ON),
+            };
+        }
+        if let Some(engine) = engine {
+            engine.set_stop_reason(Stop::Limit);
+            engine.set_limit_error(error);
+        }
+        return mlua::Value::Integer(YIELD);
+    }
+    if reasons & interrupt_reason::SLICE != 0 && yieldable && state.limits.time_slice.is_some() {
+        let own = state.running_task.get().is_some_and(|running| {
+            let lua = engine.and_then(Engine::lua);
+            match (running.raw_get::<mlua::Value>("co"), lua) {
+                (Ok(mlua::Value::Thread(co)), Some(lua)) => co == lua.current_thread(),
+                _ => false,
+            }
+        });
+        if own {
+            if let Some(engine) = engine {
+                engine.set_stop_reason(Stop::Preempted);
+            }
+            return mlua::Value::Integer(YIELD);
+        }
+    }
+    mlua::Value::Integer(GO_ON)
 }
 
 fn detail(limit: Limit, limits: &Limits) -> String {
@@ -528,26 +646,6 @@ fn stop_with(state: &Rc<State>, lua: &Lua, error: ScriptError) -> mlua::Result<V
     Err(mlua::Error::runtime(error.message))
 }
 
-/// `coroutine.resume` in a state with a heap limit: a failure the
-/// coroutine died of is handed to `check(status, err)` when it could be
-/// the heap limit (its status says a memory error, or the error is not a
-/// string). A Lua function, so that the core's own guard beneath it and
-/// yields through it keep working; `pcall` and `xpcall` are C functions
-/// (see `native`), which leave no frame a script could see.
-const HARDEN_RESUME: &str = r#"
-local co, check, status, MEMORY = ...
-local real_resume = co.resume
-local type = type
-local function after(c, ok, e, ...)
-  if not ok then
-    local s = status(c)
-    if s == MEMORY or type(e) ~= "string" then check(s, e) end
-  end
-  return ok, e, ...
-end
-co.resume = function(c, ...) return after(c, real_resume(c, ...)) end
-"#;
-
 /// Whether a failed protected call failed for the heap limit: the
 /// allocator refused memory (its own record, since `error("not enough
 /// memory")` gets the same status from Lua), and the failure is a memory
@@ -629,16 +727,10 @@ impl Guard {
         env.raw_set("xpcall", xpcall)?;
         if memory {
             env.raw_set("pcall", pcall)?;
-            if let Ok(co) = env.raw_get::<mlua::Table>("coroutine") {
-                lua.load(HARDEN_RESUME)
-                    .set_name("=luaco/harden")
-                    .call::<()>((
-                        co,
-                        check,
-                        luaco_core::thread_status_function(lua)?,
-                        crate::native::STATUS_MEMORY,
-                    ))?;
-            }
+            // A script's `coroutine.resume` and `coroutine.wrap` functions
+            // hand a failure that could be the heap's to the same check
+            // (the core's C resume calls it: no frame a script could see).
+            luaco_core::set_resume_check(lua, check)?;
         }
         Ok(())
     }

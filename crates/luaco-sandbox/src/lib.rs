@@ -1,7 +1,9 @@
 //! Untrusted scripts for luaco: what a script may reach
 //! ([`SandboxPolicy`] for its I/O, [`safe_environment`] for its globals) and how long it may run
-//! ([`Guard`]: an instruction budget and a wall-clock deadline enforced
-//! from a count hook on every coroutine).
+//! ([`Guard`]: an instruction budget enforced from a count hook on every
+//! coroutine; a wall-clock deadline and a time slice from a thread that
+//! interrupts the running coroutine when its time comes, at no cost
+//! before).
 //!
 //! A run-level limit cannot be survived: when the budget is spent the hook
 //! yields the running task, and the engine abandons it (never resumed,
@@ -46,6 +48,7 @@ mod guard;
 mod native;
 mod pattern;
 mod policy;
+mod ticker;
 
 pub use env::safe_environment;
 pub use guard::{ContextBudget, Guard, Limit, Limits};

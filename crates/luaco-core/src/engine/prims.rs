@@ -83,13 +83,18 @@ impl Engine {
                 Ok(veto.into_inner())
             })?,
         )?;
-        prims.raw_set("spawn_site", crate::raw::spawn_site_function(lua)?)?;
-        prims.raw_set("thread_status", crate::raw::thread_status_function(lua)?)?;
-        prims.raw_set("call_site", crate::raw::call_site_function(lua)?)?;
-        prims.raw_set("STATUS_MEMORY", crate::raw::STATUS_MEMORY)?;
+        prims.raw_set("spawn_site", crate::native::spawn_site_function(lua)?)?;
+        prims.raw_set("thread_status", crate::native::thread_status_function(lua)?)?;
+        prims.raw_set("call_site", crate::native::call_site_function(lua)?)?;
+        prims.raw_set("STATUS_MEMORY", crate::native::STATUS_MEMORY)?;
+        let [resume, guard_resume, wrap, close] = crate::native::interrupt::functions(lua)?;
+        prims.raw_set("resume", resume)?;
+        prims.raw_set("guard_resume", guard_resume)?;
+        prims.raw_set("wrap", wrap)?;
+        prims.raw_set("close", close)?;
         prims.raw_set(
             "memory_refused",
-            lua.create_function(|lua, ()| Ok(crate::raw::allocator_refused(lua)))?,
+            lua.create_function(|lua, ()| Ok(crate::native::allocator_refused(lua)))?,
         )?;
         let origin = self.0.origin;
         prims.raw_set(

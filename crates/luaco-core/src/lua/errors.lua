@@ -6,7 +6,7 @@ local core, prim = ...
 -- The C string functions, taken before a run with limits replaces the
 -- library's with counted ones: the runtime's own reports must not be
 -- refused by a script's spent budget.
-local gsub, match, find = string.gsub, string.match, string.find
+local gsub, match = string.gsub, string.match
 
 local type, setmetatable, getmetatable, tostring, rawget, error, pcall =
   type, setmetatable, getmetatable, tostring, rawget, error, pcall
@@ -74,8 +74,6 @@ end
 
 -- A traceback without the frames every task has at its bottom (the worker
 -- loop, reached through a tail call): they say nothing about the script.
--- The sandbox's wrappers of pcall and xpcall (`luaco/harden`) are left
--- out too: a script sees its own calls, not the runtime's guards.
 local function without_worker(tb)
   tb = gsub(tb, "^\n", "")
   while true do
@@ -83,10 +81,6 @@ local function without_worker(tb)
       or match(tb, "^(.*)\n\t%(%.%.%.tail calls%.%.%.%)$")
     if not cut then break end
     tb = cut
-  end
-  if find(tb, "luaco/harden", 1, true) then
-    tb = gsub(tb, "\n\t%[C%]: in upvalue 'real_x?pcall'", "")
-    tb = gsub(tb, "\n\tluaco/harden:%d+: in [^\n]*", "")
   end
   return tb
 end

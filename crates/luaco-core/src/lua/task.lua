@@ -13,8 +13,10 @@ local ssub, smatch, sgmatch, sfind = string.sub, string.match, string.gmatch, st
 local type, select, error, rawget, rawset, collectgarbage, setmetatable =
   type, select, error, rawget, rawset, collectgarbage, setmetatable
 local unpack, pack = table.unpack, table.pack
-local co_create, co_resume, co_yield, co_close, co_running =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.close, coroutine.running
+-- resume and close are the core's C functions that publish the coroutine
+-- they run, so that a deadline or a time slice can interrupt it.
+local co_create, co_yield, co_running = coroutine.create, coroutine.yield, coroutine.running
+local co_resume, co_close = prim.resume, prim.close
 local spawn_site = prim.spawn_site
 core.co_running = co_running
 local new_promise, settle, resolve, cancel = core.new_promise, core.settle, core.resolve, core.cancel
@@ -497,7 +499,7 @@ local function step(t)
     if w then
       if w[ST] == PENDING then return end -- woken early: keep waiting
       t[WAITING] = nil
-      if w[X] then w[X] = nil end -- the value is delivered now
+      if rawget(w, X) then w[X] = nil end -- the value is delivered now (raw: no __index call)
     end
     if obs_resumed then report(EV_RESUMED, t) end
   end
@@ -691,12 +693,9 @@ do
     return co, main
   end
   co_lib.running = wrap_running
-  co_lib.resume = function(co, ...)
-    if exposed[co] then
-      return false, "cannot resume a coroutine that runs an async task"
-    end
-    return co_resume(co, ...)
-  end
+  co_lib.wrap = prim.wrap
+  -- A C function, so argument errors name 'coroutine.resume' as Lua's do.
+  co_lib.resume = prim.guard_resume(exposed)
   local co_status = coroutine.status
   co_lib.close = function(...)
     local co = ...

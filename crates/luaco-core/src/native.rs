@@ -1,9 +1,12 @@
 //! The core's only unsafe code: creating a Lua state that may load the
 //! `debug` library (which mlua treats as unsafe), one raw C function on
 //! the spawn path and one that finds the script line of an I/O call, one
-//! that reads a thread's status code, and a watch on
-//! the state's allocator that records when it refused memory.
+//! that reads a thread's status code, a watch on the state's allocator
+//! that records when it refused memory, and the resumes that publish the
+//! running coroutine so another thread can interrupt it ([`interrupt`]).
 #![allow(unsafe_code)]
+
+pub(crate) mod interrupt;
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
