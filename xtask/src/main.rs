@@ -1,5 +1,6 @@
 //! Project tasks: `cargo xtask test` (everything CI checks) and
-//! `cargo xtask bench` (benchmarks with ratios against their baselines).
+//! `cargo xtask bench` (benchmarks with ratios against their baselines),
+//! `cargo xtask sanitize` (the native code under valgrind's memcheck).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -7,6 +8,7 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 mod bench;
+mod sanitize;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -16,6 +18,8 @@ commands:
   bench [--quick]  benchmarks: in-process ratios, whole-process workloads
                    against Node.js and Lua 5.4 + cqueues, HTTP, pump overrun
   examples         run every example (Lua scripts through the CLI, Rust examples)
+  sanitize         the native code under valgrind's memcheck: a churn workload,
+                   the Lua test scripts, the core, scheduler and sandbox tests
 ";
 
 fn main() -> ExitCode {
@@ -24,6 +28,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("bench") => bench::bench(&args[1..]),
         Some("examples") => examples(),
+        Some("sanitize") => sanitize::sanitize(),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
