@@ -11,7 +11,10 @@ local parent = async(function()
   end)
   await(sleep(10000))
 end)
-await(sleep(1))
+-- Two turns, not a time: the parent starts in the first, the child in the
+-- second, before main resumes (a 1 ms sleep can fire first on a slow run).
+await(sleep(0))
+await(sleep(0))
 assert(parent:status() == "pending" and child:status() == "pending")
 assert(parent:cancel() == true)
 assert(events[1] == "parent closed", "coroutine closed before cancel() returned")
