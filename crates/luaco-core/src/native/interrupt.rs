@@ -436,17 +436,17 @@ pub fn set_resume_check(lua: &Lua, check: Function) -> mlua::Result<()> {
     }
 }
 
-/// Hands a failed resume of `co` (its error on top of `state`) to the
-/// state's resume check, if any and if the failure could be the heap's.
+/// Hands a failed resume (its error on top of `state`, `status` the
+/// coroutine's error status) to the state's resume check, if any and if
+/// the failure could be the heap's.
 ///
 /// # Safety
 /// `state` is the running thread with the error value on top.
-unsafe fn check_failure(state: *mut ffi::lua_State, co: *mut ffi::lua_State) {
+unsafe fn check_failure(state: *mut ffi::lua_State, status: c_int) {
     // SAFETY: the caller's contract; three values are pushed after a
     // check for room, and popped by the call. The check is a Rust function
     // that does not raise; if it did, the error unwinds plain data only.
     unsafe {
-        let status = ffi::lua_status(co);
         if status != ffi::LUA_ERRMEM && ffi::lua_type(state, -1) == ffi::LUA_TSTRING {
             return;
         }
@@ -588,7 +588,7 @@ unsafe extern "C-unwind" fn guarded_resume(state: *mut ffi::lua_State) -> c_int 
         }
         let n = resume(state);
         if n == 2 && ffi::lua_toboolean(state, -2) == 0 && !co.is_null() {
-            check_failure(state, co);
+            check_failure(state, ffi::lua_status(co));
         }
         n
     }
@@ -627,7 +627,9 @@ unsafe extern "C-unwind" fn wrapped(state: *mut ffi::lua_State) -> c_int {
             }
             ffi::lua_xmove(co, state, 1);
         }
-        check_failure(state, co);
+        // The status from before lua_closethread, which resets the
+        // coroutine's own to LUA_OK: a memory error must still be seen.
+        check_failure(state, status);
         if status != ffi::LUA_ERRMEM && ffi::lua_type(state, -1) == ffi::LUA_TSTRING {
             ffi::luaL_where(state, 1);
             ffi::lua_insert(state, -2);
