@@ -344,7 +344,13 @@ impl Guard {
 
     /// Connects the guard to the engine whose tasks it stops, and starts
     /// the wall clock.
-    pub fn attach(&self, engine: &Engine) {
+    ///
+    /// # Errors
+    /// When the guard stops code by interrupting it and cannot install the
+    /// engine's interrupt handler (the engine's state is gone, or out of
+    /// memory): no count hook stands in for it, so a deadline would not
+    /// hold and the state must not run scripts.
+    pub fn attach(&self, engine: &Engine) -> mlua::Result<()> {
         let _ = self.state.engine.set(engine.clone());
         if let Ok(t) = engine.internals().raw_get::<mlua::Table>("running_task") {
             let _ = self.state.running_task.set(t);
@@ -352,21 +358,27 @@ impl Guard {
         self.state
             .deadline
             .set(self.state.limits.timeout.map(|t| Instant::now() + t));
-        if let (Some(interrupter), Some(lua)) = (self.state.interrupter, engine.lua()) {
-            let state = self.state.clone();
-            let handler = lua.create_function(move |_, (reasons, yieldable): (u8, bool)| {
-                Ok(interrupted(&state, reasons, yieldable))
-            });
-            let installed = handler.and_then(|f| luaco_core::set_interrupt_handler(&lua, f));
-            if installed.is_ok() {
-                let watch = Watch::start(
-                    interrupter,
-                    self.state.deadline.get(),
-                    self.state.limits.time_slice,
-                );
-                *self.state.watch.borrow_mut() = Some(watch);
-            }
+        let Some(interrupter) = self.state.interrupter else {
+            return Ok(());
+        };
+        if !self.is_needed() {
+            return Ok(());
         }
+        let lua = engine
+            .lua()
+            .ok_or_else(|| mlua::Error::runtime("luaco: the guard's engine has no Lua state"))?;
+        let state = self.state.clone();
+        let handler = lua.create_function(move |_, (reasons, yieldable): (u8, bool)| {
+            Ok(interrupted(&state, reasons, yieldable))
+        })?;
+        luaco_core::set_interrupt_handler(&lua, handler)?;
+        let watch = Watch::start(
+            interrupter,
+            self.state.deadline.get(),
+            self.state.limits.time_slice,
+        );
+        *self.state.watch.borrow_mut() = Some(watch);
+        Ok(())
     }
 
     /// Starts a new call, for a host that runs one call at a time: as

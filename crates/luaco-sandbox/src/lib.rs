@@ -29,7 +29,7 @@
 //! let guard = Guard::new(Limits { max_instructions: Some(100_000), ..Limits::default() });
 //! let lua = guard.state_builder(luaco_core::StateBuilder::new()).build()?;
 //! let sched = Scheduler::new(&lua, Default::default())?;
-//! guard.attach(sched.engine());
+//! guard.attach(sched.engine())?;
 //! let env = luaco_sandbox::safe_environment(&lua, sched.engine())?;
 //! let spin = lua.load("while true do pcall(function() end) end").set_environment(env).into_function()?;
 //! let p = sched.engine().spawn(spin, (), &luaco_core::ScriptContext::new("spin"))?;

@@ -33,7 +33,7 @@ fn scheduler(guard: &Guard) -> (mlua::Lua, Scheduler) {
         .build()
         .expect("state");
     let sched = Scheduler::new(&lua, Default::default()).expect("scheduler");
-    guard.attach(sched.engine());
+    guard.attach(sched.engine()).expect("attach");
     (lua, sched)
 }
 
@@ -88,4 +88,39 @@ fn a_time_slice_lets_a_sleeper_run_beside_busy_tasks() {
     // Five 10 ms sleeps, each followed by up to three slices of the busy
     // tasks: about 125 ms; ten times that is the bound.
     assert!(ms < 1250.0, "{ms} ms");
+}
+
+#[test]
+fn a_time_slice_preempts_a_task_that_resumes_coroutines_of_its_own() {
+    // Busy tasks that resume generators all the time: their nested
+    // resumes must not look like new turns to the slice. The deadline only
+    // ends the test if the slice never fires.
+    let guard = Guard::new(limits(Some(30_000), Some(5), None));
+    let (lua, sched) = scheduler(&guard);
+    let body = r#"
+        local api = ...
+        local function gen() while true do coroutine.yield(1) end end
+        api.async(function()
+            for _ in coroutine.wrap(gen) do end
+        end)
+        api.async(function()
+            local co = coroutine.create(gen)
+            while coroutine.resume(co) do end
+        end)
+        local t0 = api.now()
+        for _ = 1, 5 do api.await(api.sleep(10)) end
+        return api.now() - t0
+    "#;
+    let f = lua.load(body).into_function().expect("chunk");
+    let p = sched
+        .engine()
+        .spawn(f, sched.engine().api(), &ScriptContext::new("sleeper"))
+        .expect("spawn");
+    let start = Instant::now();
+    sched.run_until(|| !p.is_pending(), Some(start + Duration::from_secs(120)));
+    let Some(Outcome::Resolved(mlua::Value::Number(ms))) = p.outcome() else {
+        panic!("the sleeper did not finish: {:?}", p.outcome());
+    };
+    // Five 10 ms sleeps, each followed by up to two slices: about 100 ms.
+    assert!(ms < 1000.0, "{ms} ms");
 }

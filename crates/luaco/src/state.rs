@@ -65,7 +65,7 @@ impl State {
             .build()?;
         let engine = engine(&lua)?;
         engine.add_observer(Rc::new(TracingObserver::new()) as Rc<dyn Observer>);
-        guard.attach(&engine);
+        guard.attach(&engine)?;
         if limits.max_memory.is_some() {
             engine.add_observer(Rc::new(MemoryWatch {
                 guard: guard.clone(),

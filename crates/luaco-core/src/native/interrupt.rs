@@ -32,7 +32,7 @@ use mlua::{ffi, Function, Lua};
 const MAX_SLOTS: usize = 256;
 
 /// What one OS thread publishes: the coroutine it runs now, how many
-/// resumes it has made, and what a watcher asked of it.
+/// turns it has begun and ended, and what a watcher asked of it.
 pub(crate) struct Slot {
     used: AtomicBool,
     /// A watcher is sending the owner a signal: the owner's thread waits
@@ -78,7 +78,11 @@ impl Slot {
     /// Publishes `co` as running; the coroutine it replaces.
     fn enter(&self, co: *mut ffi::lua_State) -> *mut ffi::lua_State {
         let prev = self.running.swap(co, AcqRel);
-        self.resumes.fetch_add(1, Relaxed);
+        if prev.is_null() {
+            // Only the scheduler's resumes count: a task that resumes a
+            // generator of its own is still the same turn to a slice.
+            self.resumes.fetch_add(1, Relaxed);
+        }
         if self.stop_all.load(Relaxed) > 0 {
             // SAFETY: `co` is a coroutine about to be resumed on this
             // thread; its CallInfo chain is intact.
@@ -90,7 +94,9 @@ impl Slot {
     /// Publishes `prev` again once a resume returned to it.
     fn leave(&self, prev: *mut ffi::lua_State) {
         self.running.store(prev, Release);
-        self.resumes.fetch_add(1, Relaxed);
+        if prev.is_null() {
+            self.resumes.fetch_add(1, Relaxed);
+        }
         if !prev.is_null() && self.stop_all.load(Relaxed) > 0 {
             // SAFETY: `prev` is the coroutine that made the resume, on
             // this thread, and runs again now.
@@ -354,9 +360,10 @@ impl Interrupter {
         this_slot().map(|slot| Interrupter { slot })
     }
 
-    /// How many resumes and returns from resumes the thread has made: a
-    /// watcher that sees the same count twice knows one coroutine ran
-    /// throughout.
+    /// How many times the thread entered or left Lua code it resumed from
+    /// outside any coroutine (a scheduler's turns): a watcher that sees the
+    /// same count twice knows one turn ran throughout, whatever coroutines
+    /// that turn resumed in turn.
     pub fn resumes(&self) -> u64 {
         self.slot.resumes.load(Relaxed)
     }
