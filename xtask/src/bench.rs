@@ -64,6 +64,14 @@ const WORKLOADS: &[Workload] = &[
         node: Some("lateness.js"),
         cqueues: Some("cq_lateness.lua"),
     },
+    Workload {
+        name: "lateness_burst",
+        what: "timers made at once, due 1.5-2.5 s: lateness p50/p99 (ms)",
+        n: (100_000, 100_000),
+        luaco: "lateness_burst.lua",
+        node: Some("lateness_burst.js"),
+        cqueues: Some("cq_lateness_burst.lua"),
+    },
 ];
 
 /// What one process run reported.
@@ -126,7 +134,7 @@ fn describe(s: &Option<Sample>, name: &str) -> String {
         .field("rss_kb")
         .map_or(String::new(), |kb| format!(", {:.0} MB", kb / 1024.0));
     match name {
-        "lateness" => format!(
+        "lateness" | "lateness_burst" => format!(
             "p50 {} / p99 {}{rss}",
             s.field("p50_ms").map_or("?".into(), |v| format!("{v:.2}")),
             s.field("p99_ms").map_or("?".into(), |v| format!("{v:.2}"))
@@ -146,7 +154,7 @@ fn ratio(luaco: &Option<Sample>, peer: &Option<Sample>, name: &str) -> String {
         return "—".into();
     };
     let (x, y) = match name {
-        "lateness" => (a.field("p99_ms"), b.field("p99_ms")),
+        "lateness" | "lateness_burst" => (a.field("p99_ms"), b.field("p99_ms")),
         "sleepers" => (a.field("bytes_per_task"), b.field("bytes_per_task")),
         _ => (Some(a.wall_ms), Some(b.wall_ms)),
     };

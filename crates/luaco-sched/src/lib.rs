@@ -30,9 +30,10 @@
 //! # Ok::<(), luaco_core::Error>(())
 //! ```
 #![warn(missing_docs, missing_debug_implementations)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod clock;
+mod native;
 mod timers;
 
 use std::cell::{Cell, RefCell};

@@ -1,9 +1,10 @@
 //! The timer module: `sleep`, `set_timeout`, `set_interval` and `now`, and
 //! the timer door of the core (`timeout()` and HTTP time-outs use it).
 //!
-//! Everything per timer lives in the Lua half (`lua/timers.lua`): buckets
-//! of entries by deadline and a heap of their keys. Rust holds three
-//! functions, whatever the number of timers, and calls one per turn.
+//! The heap of deadlines is Rust's ([`native`]), reached from the Lua half
+//! (`lua/timers.lua`) through C functions; what a timer stands for (a
+//! promise, a handle) stays a Lua value in a table slot. Rust holds three
+//! Lua functions, whatever the number of timers, and calls one per turn.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,6 +14,7 @@ use luaco_core::{Module, ModuleContext};
 use mlua::Function;
 
 use crate::clock::Clock;
+use crate::native;
 
 /// A time on the loop's clock in whole microseconds, as the Lua half counts.
 pub(crate) fn micros(t: Duration) -> i64 {
@@ -75,11 +77,7 @@ impl Module for Timers {
     fn install(&self, ctx: &ModuleContext<'_>) -> mlua::Result<()> {
         let lua = ctx.lua;
         let prims = lua.create_table()?;
-        let clock = self.clock.clone();
-        prims.raw_set(
-            "now_us",
-            lua.create_function(move |_, ()| Ok(micros(clock.now())))?,
-        )?;
+        prims.raw_set("heap", native::timer_heap(lua, self.clock.clone())?)?;
         let (turn, status, clear): (Function, Function, Function) = lua
             .load(include_str!("lua/timers.lua"))
             .set_name("=luaco/timers.lua")

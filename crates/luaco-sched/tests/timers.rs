@@ -189,3 +189,136 @@ fn a_scheduler_outliving_its_lua_state_does_nothing_instead_of_panicking() {
     assert!(sched.engine().new_promise().is_err());
     assert_eq!(sched.engine().task_count(), 0);
 }
+
+#[test]
+fn cancelled_timers_leave_nothing_behind_and_their_reused_ids_never_fire_early() -> mlua::Result<()>
+{
+    let clock = Rc::new(ManualClock::new());
+    let (lua, sched) = scheduler(&clock);
+    lua.globals().set("luaco", sched.engine().api())?;
+    // Enough cancelled timers that the heap drops its stale entries; the
+    // new timers take the freed ids while stale entries with those ids,
+    // due later, are still in the heap (or were just dropped).
+    let main = lua
+        .load(
+            r#"
+        fired, early = 0, 0
+        for round = 1, 3 do
+          local hs = {}
+          for i = 1, 300 do
+            hs[i] = luaco.set_timeout(function() error("a cancelled timer fired") end, 1000 * round)
+          end
+          local ps = {}
+          for i = 1, 300 do ps[i] = luaco.sleep(2000 * round) end
+          for i = 1, 300 do assert(hs[i]:cancel()); assert(not hs[i]:cancel()) end
+          for i = 1, 300 do ps[i]:cancel() end
+          for i = 1, 300 do
+            local at = luaco.now() + 10
+            luaco.set_timeout(function()
+              fired = fired + 1
+              if luaco.now() < at then early = early + 1 end
+            end, 10)
+          end
+        end
+    "#,
+        )
+        .into_function()?;
+    let p = sched
+        .engine()
+        .spawn(main, (), &ScriptContext::new("reuse"))
+        .expect("spawn");
+    sched.pump(Duration::from_millis(50));
+    assert!(!p.is_pending(), "{:?}", p.outcome());
+    assert_eq!(sched.timer_count(), 900);
+    clock.advance(Duration::from_millis(9));
+    sched.pump(Duration::from_millis(50));
+    assert_eq!(lua.globals().get::<i64>("fired")?, 0);
+    clock.advance(Duration::from_millis(1));
+    sched.pump(Duration::from_millis(50));
+    assert_eq!(lua.globals().get::<i64>("fired")?, 900);
+    assert_eq!(lua.globals().get::<i64>("early")?, 0);
+    assert_eq!(sched.timer_count(), 0);
+    assert_eq!(sched.next_deadline(), None);
+    // Past every cancelled deadline: nothing fires, nothing failed.
+    clock.advance(Duration::from_secs(10));
+    let stats = sched.pump(Duration::from_millis(50));
+    assert_eq!(stats.timers_fired, 0);
+    assert!(sched.is_idle());
+    Ok(())
+}
+
+#[test]
+fn an_interval_of_zero_fires_once_a_turn() -> mlua::Result<()> {
+    let clock = Rc::new(ManualClock::new());
+    let (lua, sched) = scheduler(&clock);
+    lua.globals().set("luaco", sched.engine().api())?;
+    let main = lua
+        .load("ticks = 0; h = luaco.set_interval(function() ticks = ticks + 1 end, 0)")
+        .into_function()?;
+    sched
+        .engine()
+        .spawn(main, (), &ScriptContext::new("interval"))
+        .expect("spawn");
+    // A zero budget runs one turn: the interval fires at most once in it.
+    for turn in 1..=5 {
+        sched.pump(Duration::ZERO);
+        let ticks: i64 = lua.globals().get("ticks")?;
+        assert!(ticks <= turn, "{ticks} ticks after {turn} turns");
+    }
+    lua.load("h:cancel()").exec()?;
+    assert_eq!(sched.timer_count(), 0);
+    Ok(())
+}
+
+#[test]
+fn the_timer_heap_cannot_be_reached_to_break_the_runtime() -> mlua::Result<()> {
+    // A trusted script with `debug` can reach the heap's C functions and
+    // the heap itself; finalizing it by hand makes timers raise, never
+    // crash, and the metatable is hidden.
+    let clock = Rc::new(ManualClock::new());
+    let (lua, sched) = scheduler(&clock);
+    lua.globals().set("luaco", sched.engine().api())?;
+    let found: String = lua
+        .load(
+            r#"
+        local function find(f, depth, seen)
+          if depth > 4 or seen[f] then return nil end
+          seen[f] = true
+          for i = 1, 255 do
+            local name, v = debug.getupvalue(f, i)
+            if name == nil then break end
+            -- Only the heap: other userdata (mlua's callbacks) are not
+            -- this test's business.
+            if type(v) == "userdata" and tostring(v):find("luaco.timer_heap", 1, true) then
+              return v
+            end
+            if type(v) == "function" then
+              local got = find(v, depth + 1, seen)
+              if got then return got end
+            elseif type(v) == "table" then
+              for _, w in pairs(v) do
+                if type(w) == "function" then
+                  local got = find(w, depth + 1, seen)
+                  if got then return got end
+                end
+              end
+            end
+          end
+        end
+        local heap = find(luaco.sleep, 0, {})
+        if not heap then return "not found" end
+        local mt = getmetatable(heap)
+        local gc = debug.getmetatable(heap).__gc
+        gc(heap)
+        gc(heap)
+        local ok, err = pcall(luaco.sleep, 5)
+        return tostring(mt) .. " " .. tostring(ok) .. " " .. tostring(err)
+    "#,
+        )
+        .eval()?;
+    assert!(
+        found.starts_with("false false") && found.contains("the timer heap is gone"),
+        "{found}"
+    );
+    Ok(())
+}

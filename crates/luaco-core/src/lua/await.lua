@@ -62,7 +62,8 @@ local function await(p)
     yield(AWAIT, p)
     st = p[ST]
   end
-  if st == RESOLVED then return p[V] end
+  -- Raw: a nil value is a missing slot, which would call __index.
+  if st == RESOLVED then return rawget(p, V) end
   if st == REJECTED then
     local e = p[V]
     if real_metatable(e) == ERROR_MT then note_await(e) end

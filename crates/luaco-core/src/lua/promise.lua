@@ -141,10 +141,13 @@ end
 core.settle = settle
 
 -- Stops what a pending promise stands for. A source is a task record, a
--- promise (cancelled with it), a number (a Rust future), a function
--- (called) or a table with a `stop` function (called with the table).
+-- promise (cancelled with it), a number (a Rust future; minus a timer's id
+-- for a timer), a function (called) or a table with a `stop` function
+-- (called with the table).
 local cancel_task -- set by task.lua
 function core.set_cancel_task(f) cancel_task = f end
+local stop_timer = function() end -- set by the timer module
+function core.set_stop_timer(f) stop_timer = f end
 local function stop(src)
   local t = type(src)
   if t == "table" then
@@ -152,7 +155,7 @@ local function stop(src)
     elseif src.stop then src.stop(src)
     else cancel_task(src) end
   elseif t == "number" then
-    core.stop_op(src)
+    if src < 0 then stop_timer(-src) else core.stop_op(src) end
   elseif t == "function" then
     src()
   end

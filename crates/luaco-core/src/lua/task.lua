@@ -123,6 +123,7 @@ local function make_ready(t)
   rq[rq_tail] = t
 end
 core.set_make_ready(make_ready)
+core.make_ready = make_ready
 
 function core.ready_count() return rq_tail - rq_head + 1 end
 
