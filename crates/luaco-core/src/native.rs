@@ -6,6 +6,7 @@
 //! running coroutine so another thread can interrupt it ([`interrupt`]).
 #![allow(unsafe_code)]
 
+pub(crate) mod hot;
 pub(crate) mod interrupt;
 
 use std::cell::Cell;

@@ -87,6 +87,14 @@ impl Engine {
         prims.raw_set("thread_status", crate::native::thread_status_function(lua)?)?;
         prims.raw_set("call_site", crate::native::call_site_function(lua)?)?;
         prims.raw_set("STATUS_MEMORY", crate::native::STATUS_MEMORY)?;
+        prims.raw_set(
+            "make_await",
+            lua.create_function(
+                |lua, (running, mt, marker, slow): (Table, Table, Table, Function)| {
+                    crate::native::hot::await_function(lua, running, mt, marker, slow)
+                },
+            )?,
+        )?;
         let [resume, guard_resume, wrap, close] = crate::native::interrupt::functions(lua)?;
         prims.raw_set("resume", resume)?;
         prims.raw_set("guard_resume", guard_resume)?;

@@ -1,6 +1,8 @@
 -- await(p): the value of a settled promise at once; for a pending one, the
 -- task yields to the scheduler, which resumes it once `p` has settled.
-local core = ...
+-- Scripts get the C `await` (native/hot.rs), which does the common cases
+-- itself and calls this file's rules, one frame deeper, for the rest.
+local core, prim = ...
 local ssub = string.sub
 
 local error = error
@@ -22,14 +24,16 @@ local rawget, rawset = rawget, rawset
 -- awaiting line and function appended, so a report spans the awaits.
 -- Bounded, so a loop that awaits the same rejection cannot grow it.
 local MAX_TRACEBACK = 4096
-local function note_await(e)
+-- `extra`: frames between await's caller and the await rules (the C
+-- await's).
+local function note_await(e, extra)
   local tb = rawget(e, "traceback")
   if tb == nil then
-    rawset(e, "traceback", core.task_traceback(3))
+    rawset(e, "traceback", core.task_traceback(3 + extra))
     return
   end
   if type(tb) ~= "string" or #tb > MAX_TRACEBACK then return end
-  local info = getinfo(3, "Sln")
+  local info = getinfo(3 + extra, "Sln")
   -- `return await(p)` is a tail call: the awaiting frame is gone, and the
   -- frame above is the runtime's own; the spawn sites already say where.
   if not info or not info.currentline or info.currentline <= 0
@@ -51,11 +55,11 @@ end
 local OUTSIDE = "await() called outside an async task"
 local NOT_A_PROMISE = "await() requires a promise argument"
 
-local function await(p)
+local function await_with(p, extra)
   -- Only the scheduler resumes task coroutines (see the guards in task.lua),
   -- so running in the current task's coroutine means running in the task.
-  if running() ~= running_task.co then raise("runtime", OUTSIDE, 2) end
-  if real_metatable(p) ~= PROMISE_MT then raise("type", NOT_A_PROMISE, 2) end
+  if running() ~= running_task.co then raise("runtime", OUTSIDE, 2 + extra) end
+  if real_metatable(p) ~= PROMISE_MT then raise("type", NOT_A_PROMISE, 2 + extra) end
   local st = p[ST]
   if p[W] == false then p[W] = true end
   while st == PENDING do
@@ -66,10 +70,19 @@ local function await(p)
   if st == RESOLVED then return rawget(p, V) end
   if st == REJECTED then
     local e = p[V]
-    if real_metatable(e) == ERROR_MT then note_await(e) end
+    if real_metatable(e) == ERROR_MT then note_await(e, extra) end
     error(e, 0)
   end
   error(cancelled_error(), 0)
 end
+
+local function await(p)
+  return await_with(p, 0)
+end
 core.await = await
-core.set_await(await)
+-- The frame that re-raises a rejection (errors.lua lets its strings through).
+core.set_await(await_with)
+-- What scripts call: the C await, whose rare cases come back here.
+core.await_c = prim.make_await(running_task, PROMISE_MT, AWAIT, function(p)
+  return await_with(p, 1)
+end)
