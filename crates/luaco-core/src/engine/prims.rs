@@ -88,6 +88,29 @@ impl Engine {
         prims.raw_set("call_site", crate::native::call_site_function(lua)?)?;
         prims.raw_set("STATUS_MEMORY", crate::native::STATUS_MEMORY)?;
         prims.raw_set(
+            "make_run",
+            lua.create_function(
+                |lua,
+                 (s, running, await_mark, finished, worker, fns): (
+                    Table,
+                    Table,
+                    Table,
+                    Table,
+                    Function,
+                    Table,
+                )| {
+                    crate::native::hot::run_function(
+                        lua,
+                        s,
+                        running,
+                        (await_mark, finished),
+                        worker,
+                        fns,
+                    )
+                },
+            )?,
+        )?;
+        prims.raw_set(
             "make_await",
             lua.create_function(
                 |lua, (running, mt, marker, slow): (Table, Table, Table, Function)| {

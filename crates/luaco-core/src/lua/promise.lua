@@ -40,9 +40,13 @@ core.is_promise = is_promise
 
 -- Rejected promises nobody consumed yet; checked when the ready queue empties.
 local unhandled, unhandled_n = {}, 0
+-- Tells the run loop how many wait (set by task.lua).
+local unhandled_count = function() end
+function core.set_unhandled_count(f) unhandled_count = f end
 core.unhandled = function()
   local list, n = unhandled, unhandled_n
   unhandled, unhandled_n = {}, 0
+  unhandled_count(0)
   return list, n
 end
 core.has_unhandled = function() return unhandled_n > 0 end
@@ -105,6 +109,7 @@ local function dispatch(p, st)
     if st == REJECTED then
       unhandled_n = unhandled_n + 1
       unhandled[unhandled_n] = p
+      unhandled_count(unhandled_n)
     end
     return
   elseif w == true then

@@ -50,25 +50,36 @@ core.AWAIT = AWAIT
 -- Why a task stopped, as Rust's `Stop` enum numbers them.
 local STOP_YIELD, STOP_PREEMPTED, STOP_LIMIT = 1, 2, 3
 
-local cur_task = nil
+-- The scheduler's state, shared with the C run loop (native/hot.rs). What
+-- Lua code reads on its own hot paths is in the array S, a slot by number:
+-- the ready queue S[S_RQ] (up to S[S_TAIL]), the running task S[S_CUR]
+-- (false between tasks), the pool of idle worker coroutines S[S_POOL],
+-- the live task count S[S_LIVE]. The rest is the C loop's own, read and
+-- written here through qget/qset (Q_ numbers): where the queue and this
+-- turn's batch start and end, the pool's size, and the flags.
+local S_RQ <const>, S_TAIL <const>, S_CUR <const>, S_POOL <const>, S_LIVE <const> = 1, 2, 3, 4, 5
+local S = { {}, 0, false, {}, 0 }
+local rq, pool = S[S_RQ], S[S_POOL]
+local Q_HEAD <const>, Q_BATCH <const>, Q_POOL_N <const>, Q_POOL_SIZE <const> = 1, 2, 3, 4
+local Q_HALTED <const>, Q_OBSERVED <const>, Q_UNHANDLED <const> = 5, 6, 7
+local run, qget, qset -- made below, once the Lua half of a step is defined
 -- The running task's coroutine, shared with await.lua (a table field is
 -- cheaper to read there than a function to call).
 -- `resumes` counts every resume, so a time-slice hook can tell a task that
 -- just resumed from one that has been running since it last looked.
 local running_task = { co = false, resumes = 0 }
 core.running_task = running_task
-function core.current() return cur_task end
+function core.current() return S[S_CUR] or nil end
 
 local serial = 0
-local live = 0 -- tasks spawned and not yet done
-function core.live_tasks() return live end
+-- S[S_LIVE]: tasks spawned and not yet done.
+function core.live_tasks() return S[S_LIVE] end
 
 local function set_done(t)
   t[STATE] = DONE
-  live = live - 1
+  S[S_LIVE] = S[S_LIVE] - 1
 end
 local options = core.options
-local pool_size = options.pool_size
 local spawn_sites = options.spawn_sites
 local default_ctx = options.default_ctx
 
@@ -87,6 +98,7 @@ local EV_LIMIT = 8
 function core.set_observed(mask)
   local function bit(i) return mask & (1 << (i - 1)) ~= 0 end
   observed = mask ~= 0
+  qset(Q_OBSERVED, observed and 1 or 0)
   obs_created, obs_started, obs_yielded, obs_resumed = bit(1), bit(2), bit(3), bit(4)
   obs_completed, obs_failed, obs_cancelled = bit(5), bit(6), bit(7)
 end
@@ -115,20 +127,17 @@ local function created(t, parent)
 end
 
 ---------------------------------------------------------------- ready queue
-local rq, rq_head, rq_tail = {}, 1, 0
-local batch_end = 0
-
 local function make_ready(t)
-  rq_tail = rq_tail + 1
-  rq[rq_tail] = t
+  local n = S[S_TAIL] + 1
+  S[S_TAIL] = n
+  rq[n] = t
 end
 core.set_make_ready(make_ready)
 core.make_ready = make_ready
 
-function core.ready_count() return rq_tail - rq_head + 1 end
+function core.ready_count() return S[S_TAIL] - qget(Q_HEAD) + 1 end
 
 ---------------------------------------------------------------- workers
-local pool, pool_n = {}, 0
 -- Task coroutines a script got hold of (through coroutine.running): the
 -- guards below refuse to resume or close them.
 local exposed = {}
@@ -157,7 +166,7 @@ local function worker_body(t)
   end
 end
 
-function core.pooled() return pool_n end
+function core.pooled() return qget(Q_POOL_N) end
 
 ---------------------------------------------------------------- children
 -- A task's pending children (tasks and operations) are cancelled with it.
@@ -200,7 +209,8 @@ end
 
 -- Makes `p` an operation of the running task: cancelled with it.
 function core.track(p)
-  if cur_task then add_kid(cur_task, p) end
+  local cur = S[S_CUR]
+  if cur then add_kid(cur, p) end
   return p
 end
 
@@ -211,7 +221,10 @@ local MAX_SITE_DEPTH = 8
 -- `finally`) is spawned by an effect or a timer, when no task runs: it is
 -- made quiet through `core.quietly`, with what the registration captured.
 local next_quiet = false
-function core.quiet_now() return cur_task ~= nil and cur_task[QUIET] == true end
+function core.quiet_now()
+  local cur = S[S_CUR]
+  return cur and cur[QUIET] == true or false
+end
 function core.quietly(quiet, f, ...)
   if not quiet then return f(...) end
   next_quiet = true
@@ -223,11 +236,12 @@ end
 
 local function new_task(f, p, ctx, args)
   serial = serial + 1
-  live = live + 1
+  S[S_LIVE] = S[S_LIVE] + 1
   -- Every field up to LINE from the start, so the record never resizes.
   local t = { f, p, false, ctx, args or false, serial, false, false, LOOSE, false, false, 0, nil }
   p[V] = t
-  if next_quiet or (cur_task and cur_task[QUIET]) then t[QUIET] = true end
+  local cur = S[S_CUR]
+  if next_quiet or (cur and cur[QUIET]) then t[QUIET] = true end
   make_ready(t)
   return t
 end
@@ -238,15 +252,16 @@ local function spawn(f, ...)
   if type(f) ~= "function" then core.bad_argument(1, "async", "function", f, 2) end
   -- new_promise and new_task, inlined: this is the hottest path of all.
   local p = setmetatable({ PENDING, false, false }, PROMISE_MT)
-  local parent = cur_task
+  local parent = S[S_CUR]
   local n = select("#", ...)
   serial = serial + 1
-  live = live + 1
+  S[S_LIVE] = S[S_LIVE] + 1
   local t = { f, p, false, parent and parent[CTX] or default_ctx, n > 0 and pack(...) or false,
     serial, false, false, not parent and LOOSE or false, false, false, 0, nil }
   p[V] = t
-  rq_tail = rq_tail + 1
-  rq[rq_tail] = t
+  local tail = S[S_TAIL] + 1
+  S[S_TAIL] = tail
+  rq[tail] = t
   if parent then
     add_kid(parent, p)
     if parent[QUIET] then t[QUIET] = true end
@@ -271,7 +286,8 @@ core.spawn = spawn
 -- the work runs in the script that asked for it, not in whichever task
 -- happens to run when it starts.
 local function current_ctx()
-  return cur_task and cur_task[CTX] or default_ctx
+  local cur = S[S_CUR]
+  return cur and cur[CTX] or default_ctx
 end
 core.current_ctx = current_ctx
 
@@ -280,7 +296,7 @@ core.current_ctx = current_ctx
 local function spawn_into(p, ctx, f, ...)
   local n = select("#", ...)
   local t = new_task(f, p, ctx or default_ctx, n > 0 and pack(...) or nil)
-  if obs_created then created(t, cur_task) end
+  if obs_created then created(t, S[S_CUR] or nil) end
   return t
 end
 core.spawn_into = spawn_into
@@ -289,7 +305,7 @@ core.spawn_into = spawn_into
 function core.spawn_handler(p, ctx, f, v)
   local t = new_task(f, p, ctx or default_ctx, ONE)
   t[ARG1] = v
-  if obs_created then created(t, cur_task) end
+  if obs_created then created(t, S[S_CUR] or nil) end
   return t
 end
 
@@ -307,7 +323,7 @@ function core.spawn_quiet(ctx, f, ...)
   local n = select("#", ...)
   local t = new_task(f, p, ctx or default_ctx, n > 0 and pack(...) or nil)
   t[QUIET] = true
-  if obs_created then created(t, cur_task) end
+  if obs_created then created(t, S[S_CUR] or nil) end
   return p
 end
 
@@ -319,7 +335,7 @@ function core.spawn_host(f, ctx, name, ...)
   local n = select("#", ...)
   local t = new_task(f, p, ctx, n > 0 and pack(...) or nil)
   t[SITE], t[LINE] = "=" .. name .. " (by the host)", 0
-  if obs_created then created(t, cur_task) end
+  if obs_created then created(t, S[S_CUR] or nil) end
   return p
 end
 
@@ -334,7 +350,7 @@ end
 -- ancestors, as traceback lines.
 function core.spawn_chain(t)
   local out = ""
-  t = t or cur_task
+  t = t or S[S_CUR] or nil
   while t do
     if t[SITE] then
       out = out .. "\n\t[spawned at] " .. short_source(t[SITE])
@@ -368,7 +384,7 @@ local OUT_OF_MEMORY = core.OUT_OF_MEMORY
 
 local function finish(t, ok, v)
   t[STATE] = DONE
-  live = live - 1
+  S[S_LIVE] = S[S_LIVE] - 1
   local p = t[PROMISE]
   if not ok then
     if v == OUT_OF_MEMORY then
@@ -450,7 +466,7 @@ local function cancel_task(t)
   if state == DONE or state == CANCEL_PENDING then return end
   local kids = t[KIDS]
   t[KIDS] = nil
-  if t == cur_task then
+  if t == S[S_CUR] then
     -- It stops at its next yield; what it spawns until then is cancelled
     -- when it does (see cancel_leftovers).
     t[STATE] = CANCEL_PENDING
@@ -480,39 +496,10 @@ end
 ---------------------------------------------------------------- running
 local yield_reason = prim.yield_reason
 
--- Resumes a ready task once.
-local function step(t)
-  local state = t[STATE]
-  if state == DONE then return end
-  local co, arg = t[CO], nil
-  if not co then
-    if pool_n > 0 then
-      co = pool[pool_n]
-      pool[pool_n] = nil
-      pool_n = pool_n - 1
-    else
-      co = co_create(worker_body)
-    end
-    t[CO], arg = co, t
-    if obs_started then report(EV_STARTED, t) end
-  else
-    local w = t[WAITING]
-    if w then
-      if w[ST] == PENDING then return end -- woken early: keep waiting
-      t[WAITING] = nil
-      if rawget(w, X) then w[X] = nil end -- the value is delivered now (raw: no __index call)
-    end
-    if obs_resumed then report(EV_RESUMED, t) end
-  end
-  local started = observed and clock()
-  cur_task = t
-  running_task.co = co
-  running_task.resumes = running_task.resumes + 1
-  local ok, a, b, c
-  if arg then ok, a, b, c = co_resume(co, arg) else ok, a, b, c = co_resume(co) end
-  cur_task = nil
-  running_task.co = false
-  if started then t[TIME] = (t[TIME] or 0) + (clock() - started) end
+-- What happens after a resume, in full: `ok, a, b, c` is what the resume
+-- gave. The C loop (native/hot.rs) does the common cases itself (a task
+-- that awaits a pending promise, or finishes) and calls this for the rest.
+local function after_resume(t, co, ok, a, b, c)
   if not ok then
     -- The task raised: its coroutine is dead, with the stack of the error
     -- still in place to read. Then its pending `<close>` values run.
@@ -536,8 +523,10 @@ local function step(t)
     return
   end
   if a == FINISHED then
-    if pool_n < pool_size then
+    local pool_n = qget(Q_POOL_N)
+    if pool_n < qget(Q_POOL_SIZE) then
       pool_n = pool_n + 1
+      qset(Q_POOL_N, pool_n)
       pool[pool_n] = co
     else
       -- Not kept: close it, so a script that held on to it cannot resume
@@ -595,47 +584,72 @@ local function step(t)
   make_ready(t)
 end
 
--- Runs up to `max` tasks of the current turn's batch, opening a new batch
--- (every task ready now) when none is open. Returns how many of the batch
--- are left and how many tasks are ready in all.
-local halted = false
-
-function core.run(max)
-  cur_task = nil
-  running_task.co = false
-  if halted then return 0, 0, 0 end
-  if rq_head > batch_end then
-    -- A new turn. What became ready during the last one moves to the front,
-    -- so the queue stays a dense array and never rehashes.
-    if rq_head > 1 then
-      local n = rq_tail - rq_head + 1
-      table.move(rq, rq_head, rq_tail, 1)
-      for i = (n > 0 and n or 0) + 1, rq_tail do rq[i] = nil end
-      rq_head, rq_tail = 1, n
+-- Resumes a ready task once, in full: what the C loop calls for every
+-- task while an observer watches lifecycles (the reports and the running
+-- time are counted here).
+local function step(t)
+  local state = t[STATE]
+  if state == DONE then return end
+  local co, arg = t[CO], nil
+  if not co then
+    local pool_n = qget(Q_POOL_N)
+    if pool_n > 0 then
+      co = pool[pool_n]
+      pool[pool_n] = nil
+      qset(Q_POOL_N, pool_n - 1)
+    else
+      co = co_create(worker_body)
     end
-    batch_end = rq_tail
+    t[CO], arg = co, t
+    if obs_started then report(EV_STARTED, t) end
+  else
+    local w = t[WAITING]
+    if w then
+      if w[ST] == PENDING then return end -- woken early: keep waiting
+      t[WAITING] = nil
+      if rawget(w, X) then w[X] = nil end -- the value is delivered now (raw: no __index call)
+    end
+    if obs_resumed then report(EV_RESUMED, t) end
   end
-  local n = 0
-  while rq_head <= batch_end and n < max do
-    local t = rq[rq_head]
-    rq[rq_head] = nil
-    rq_head = rq_head + 1
-    step(t)
-    n = n + 1
-  end
-  if rq_head > rq_tail then
-    rq_head, rq_tail, batch_end = 1, 0, 0
-    if core.has_unhandled() then core.report_unhandled() end
-  end
-  return batch_end - rq_head + 1, rq_tail - rq_head + 1, n
+  local started = observed and clock()
+  S[S_CUR] = t
+  running_task.co = co
+  running_task.resumes = running_task.resumes + 1
+  local ok, a, b, c
+  if arg then ok, a, b, c = co_resume(co, arg) else ok, a, b, c = co_resume(co) end
+  S[S_CUR] = false
+  running_task.co = false
+  if started then t[TIME] = (t[TIME] or 0) + (clock() - started) end
+  return after_resume(t, co, ok, a, b, c)
 end
+
+-- When the ready queue empties with rejections nobody consumed: they are
+-- reported, if nothing consumed them by then.
+local function drained()
+  if core.has_unhandled() then core.report_unhandled() end
+end
+
+-- core.run(max): runs up to `max` tasks of the current turn's batch,
+-- opening a new batch (every task ready now) when none is open. Returns
+-- how many of the batch are left, how many tasks are ready in all, and
+-- how many ran. The loop is C (native/hot.rs), over S.
+run, qget, qset = prim.make_run(S, running_task, AWAIT, FINISHED, worker_body, {
+  step = step,
+  after_resume = after_resume,
+  finish = finish,
+  drained = drained,
+})
+qset(Q_POOL_SIZE, options.pool_size)
+core.run = run
+-- The C loop calls `drained` only while some rejection waits for a report.
+core.set_unhandled_count(function(n) qset(Q_UNHANDLED, n) end)
 
 -- Stops the loop at once: no task runs until cancel_all (how an error in
 -- a main chunk ends the run, with nothing else running after it).
 function core.halt()
-  halted = true
+  qset(Q_HALTED, 1)
   -- Ends the batch being run without a check per resume.
-  batch_end = 0
+  qset(Q_BATCH, 0)
 end
 
 -- Cancels every live task (their `<close>` values run) and whatever their
@@ -643,14 +657,22 @@ end
 -- Returns how many tasks were cancelled.
 local MAX_CANCEL_ROUNDS = 64
 function core.cancel_all()
-  local before = live
+  local before = S[S_LIVE]
   for _ = 1, MAX_CANCEL_ROUNDS do
-    local queued, from, to = rq, rq_head, rq_tail
-    rq, rq_head, rq_tail, batch_end = {}, 1, 0, 0
+    -- The queue is emptied first: cancelling makes tasks ready again.
+    local queued, n = {}, 0
+    for i = qget(Q_HEAD), S[S_TAIL] do
+      n = n + 1
+      queued[n] = rq[i]
+      rq[i] = nil
+    end
+    S[S_TAIL] = 0
+    qset(Q_HEAD, 1)
+    qset(Q_BATCH, 0)
     local kids = root[KIDS]
     root[KIDS] = nil
-    if not kids and from > to then break end
-    for i = from, to do
+    if not kids and n == 0 then break end
+    for i = 1, n do
       local t = queued[i]
       if t and t[STATE] ~= DONE then
         local p = t[PROMISE]
@@ -660,9 +682,12 @@ function core.cancel_all()
     end
     if kids then cancel_kids(kids) end
   end
-  rq, rq_head, rq_tail, batch_end = {}, 1, 0, 0
-  halted = false
-  return before - live
+  for i = qget(Q_HEAD), S[S_TAIL] do rq[i] = nil end
+  S[S_TAIL] = 0
+  qset(Q_HEAD, 1)
+  qset(Q_BATCH, 0)
+  qset(Q_HALTED, 0)
+  return before - S[S_LIVE]
 end
 
 -- Unhandled rejections: reported once the ready queue is empty, if nothing

@@ -1,11 +1,15 @@
-//! The hot path of a task in C functions over the Lua stack: `await`.
+//! The hot path of a task in C functions over the Lua stack: `await`, and
+//! the loop that resumes ready tasks (`run`).
 //!
 //! The records stay the Lua tables the Lua half defines (promise.lua: a
-//! promise is `{state, value, waiters}` under the promise metatable); these
+//! promise is `{state, value, waiters}` under the promise metatable;
+//! task.lua: a task record, and the scheduler's state `S`); these
 //! functions read and write their slots directly and hand every case that
 //! is not the common one to a Lua function, so the rules live in one place.
 
 use std::ffi::c_int;
+
+use super::interrupt::auxresume;
 
 use mlua::{ffi, Function, Lua, Table};
 
@@ -159,6 +163,490 @@ pub(crate) fn await_function(
     unsafe {
         lua.exec_raw::<Function>((running_task, promise_mt, marker, slow_path), |state| {
             ffi::lua_pushcclosure(state, await_c, 4);
+        })
+    }
+}
+
+/// Slots of the scheduler's state `S` (task.lua): what Lua reads on its
+/// own hot paths.
+const S_RQ: ffi::lua_Integer = 1;
+const S_TAIL: ffi::lua_Integer = 2;
+const S_CUR: ffi::lua_Integer = 3;
+const S_POOL: ffi::lua_Integer = 4;
+
+/// The loop's own numbers, in a userdata block (task.lua's `qget`/`qset`
+/// reach them by these indices, from 1).
+#[repr(C)]
+struct Queue {
+    magic: u64,
+    slots: [ffi::lua_Integer; Q_SLOTS],
+}
+
+const QUEUE_MAGIC: u64 = u64::from_be_bytes(*b"luacoRdy");
+const Q_SLOTS: usize = 7;
+const Q_HEAD: usize = 0;
+const Q_BATCH: usize = 1;
+const Q_POOL_N: usize = 2;
+const Q_POOL_SIZE: usize = 3;
+const Q_HALTED: usize = 4;
+const Q_OBSERVED: usize = 5;
+const Q_UNHANDLED: usize = 6;
+
+/// Fields of a task record (task.lua).
+const T_CO: ffi::lua_Integer = 3;
+const T_WAITING: ffi::lua_Integer = 7;
+const T_STATE: ffi::lua_Integer = 9;
+/// Task states (T_STATE) the loop tells apart.
+const DONE: ffi::lua_Integer = 2;
+const CANCEL_PENDING: ffi::lua_Integer = 3;
+/// A promise's slot of the hook that takes back an undelivered value.
+const X: ffi::lua_Integer = 4;
+
+/// Upvalues of `run` (and, the first, of `qget`/`qset`).
+const UV_QUEUE: c_int = 1;
+const UV_S: c_int = 2;
+const UV_RT: c_int = 3;
+const UV_AWAIT_MARK: c_int = 4;
+const UV_FINISHED: c_int = 5;
+const UV_WORKER: c_int = 6;
+const UV_STEP: c_int = 7;
+const UV_AFTER: c_int = 8;
+const UV_FINISH: c_int = 9;
+const UV_DRAINED: c_int = 10;
+const UV_RQ: c_int = 11;
+const UV_POOL: c_int = 12;
+const UV_KEY_CO: c_int = 13;
+const UV_KEY_RESUMES: c_int = 14;
+const RUN_UPVALUES: c_int = 14;
+
+/// The queue block of the running closure, or a Lua error.
+///
+/// # Safety
+/// Called from a closure made by `run_function`, whose upvalue 1 a script
+/// with `debug` may have replaced (that is checked). The pointer must not
+/// become a reference that lives across a call into Lua, which may call
+/// `qset`.
+unsafe fn queue(state: *mut ffi::lua_State) -> *mut Queue {
+    // SAFETY: the block is read only when the value is a full userdata of
+    // a Queue's size carrying the mark; only `run_function` makes those.
+    unsafe {
+        let idx = ffi::lua_upvalueindex(UV_QUEUE);
+        let q = ffi::lua_touserdata(state, idx) as *mut Queue;
+        if q.is_null()
+            || ffi::lua_type(state, idx) != ffi::LUA_TUSERDATA
+            || ffi::lua_rawlen(state, idx) != std::mem::size_of::<Queue>()
+            || (*q).magic != QUEUE_MAGIC
+        {
+            ffi::luaL_error(state, c"luaco: the run queue is gone".as_ptr());
+            unreachable!("luaL_error does not return")
+        }
+        q
+    }
+}
+
+/// The queue slot named by argument 1 (from 1).
+///
+/// # Safety
+/// As [`queue`].
+unsafe fn queue_slot(state: *mut ffi::lua_State) -> *mut ffi::lua_Integer {
+    // SAFETY: the index is checked to be within the slots.
+    unsafe {
+        let i = ffi::luaL_checkinteger(state, 1);
+        let q = queue(state);
+        match usize::try_from(i - 1).ok().filter(|i| *i < Q_SLOTS) {
+            Some(i) => std::ptr::addr_of_mut!((*q).slots[i]),
+            None => {
+                ffi::luaL_argerror(state, 1, c"no such queue slot".as_ptr());
+                unreachable!("luaL_argerror does not return")
+            }
+        }
+    }
+}
+
+/// `qget(i)` → queue slot `i`.
+unsafe extern "C-unwind" fn qget(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua; one value is pushed.
+    unsafe {
+        let v = *queue_slot(state);
+        ffi::lua_pushinteger(state, v);
+        1
+    }
+}
+
+/// `qset(i, v)`: sets queue slot `i`.
+unsafe extern "C-unwind" fn qset(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua; nothing is pushed.
+    unsafe {
+        let v = ffi::luaL_checkinteger(state, 2);
+        *queue_slot(state) = v;
+        0
+    }
+}
+
+/// `t[i]` for the table at `t`, as an integer (0 when it is not one).
+///
+/// # Safety
+/// `t` is a valid index of a table; one stack slot is free.
+unsafe fn get_int(state: *mut ffi::lua_State, t: c_int, i: ffi::lua_Integer) -> ffi::lua_Integer {
+    // SAFETY: one value is pushed and popped.
+    unsafe {
+        ffi::lua_rawgeti(state, t, i);
+        let v = ffi::lua_tointegerx(state, -1, std::ptr::null_mut());
+        ffi::lua_settop(state, -2);
+        v
+    }
+}
+
+/// `t[i] = false` for the table at `t`.
+///
+/// # Safety
+/// `t` is a valid index of a table with slot `i` present (so the write
+/// never allocates); one stack slot is free.
+unsafe fn set_false(state: *mut ffi::lua_State, t: c_int, i: ffi::lua_Integer) {
+    // SAFETY: one value is pushed and popped by lua_rawseti.
+    unsafe {
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_rawseti(state, t, i);
+    }
+}
+
+/// `running_task.co = <value at idx>` (and one more resume counted when a
+/// task starts running).
+///
+/// # Safety
+/// `idx` is a valid absolute index; three stack slots are free. The record
+/// is the engine's table with both fields from the start, so the writes
+/// never allocate.
+unsafe fn publish(state: *mut ffi::lua_State, idx: c_int, starting: bool) {
+    // SAFETY: keys and values are pushed in pairs and popped by rawset.
+    unsafe {
+        let rt = ffi::lua_upvalueindex(UV_RT);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_KEY_CO));
+        ffi::lua_pushvalue(state, idx);
+        ffi::lua_rawset(state, rt);
+        if starting {
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_KEY_RESUMES));
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_rawget(state, rt);
+            let n = ffi::lua_tointegerx(state, -1, std::ptr::null_mut());
+            ffi::lua_settop(state, -2);
+            ffi::lua_pushinteger(state, n.wrapping_add(1));
+            ffi::lua_rawset(state, rt);
+        }
+    }
+}
+
+/// Publishes "no task runs" (`false`).
+///
+/// # Safety
+/// As [`publish`].
+unsafe fn unpublish(state: *mut ffi::lua_State) {
+    // SAFETY: as publish; the pushed false is popped again.
+    unsafe {
+        ffi::lua_pushboolean(state, 0);
+        publish(state, ffi::lua_absindex(state, -1), false);
+        ffi::lua_settop(state, -2);
+    }
+}
+
+/// Runs the task record at `ti` once: the C half of task.lua's `step`.
+///
+/// # Safety
+/// `ti` is the absolute index of a table on top of the stack, which has
+/// room for twenty values above it (ensured by `run`).
+unsafe fn step(state: *mut ffi::lua_State, q: *mut Queue, ti: c_int) {
+    // SAFETY: every push is matched by a pop or a settop within this call,
+    // at most eight values beyond `ti` plus what auxresume checked room
+    // for. Lua errors (a memory error in lua_newthread, or one raised by a
+    // Lua function called here) unwind through this frame, which holds
+    // plain data only; the records stay as consistent as task.lua's own
+    // step leaves them at the same points. `q` is read and written in
+    // place, never borrowed across a call into Lua.
+    unsafe {
+        let s = ffi::lua_upvalueindex(UV_S);
+        let done = ffi::lua_rawgeti(state, ti, T_STATE) == ffi::LUA_TNUMBER
+            && ffi::lua_tointegerx(state, -1, std::ptr::null_mut()) == DONE;
+        ffi::lua_settop(state, ti);
+        if done {
+            return;
+        }
+        if (*q).slots[Q_OBSERVED] != 0 {
+            // Observers want reports and running times: the Lua step.
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_STEP));
+            ffi::lua_pushvalue(state, ti);
+            ffi::lua_call(state, 1, 0);
+            return;
+        }
+        let ci = ti + 1;
+        let nargs = if ffi::lua_rawgeti(state, ti, T_CO) == ffi::LUA_TTHREAD {
+            // A suspended task: it runs unless it was woken early.
+            if ffi::lua_rawgeti(state, ti, T_WAITING) == ffi::LUA_TTABLE {
+                let w = ci + 1;
+                if ffi::lua_rawgeti(state, w, ST) == ffi::LUA_TNUMBER
+                    && ffi::lua_tointegerx(state, -1, std::ptr::null_mut()) == PENDING
+                {
+                    ffi::lua_settop(state, ti);
+                    return;
+                }
+                ffi::lua_pushnil(state);
+                ffi::lua_rawseti(state, ti, T_WAITING);
+                if ffi::lua_rawgeti(state, w, X) != ffi::LUA_TNIL {
+                    // The value is delivered now: nothing to take back.
+                    ffi::lua_pushnil(state);
+                    ffi::lua_rawseti(state, w, X);
+                }
+            }
+            ffi::lua_settop(state, ci);
+            0
+        } else {
+            // A task that starts: a pooled worker coroutine, or a new one.
+            ffi::lua_settop(state, ti);
+            let pool = ffi::lua_upvalueindex(UV_POOL);
+            let pooled = (*q).slots[Q_POOL_N];
+            if pooled > 0 && ffi::lua_rawgeti(state, pool, pooled) == ffi::LUA_TTHREAD {
+                ffi::lua_pushnil(state);
+                ffi::lua_rawseti(state, pool, pooled);
+                (*q).slots[Q_POOL_N] = pooled - 1;
+            } else {
+                ffi::lua_settop(state, ti);
+                let co = ffi::lua_newthread(state);
+                ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_WORKER));
+                ffi::lua_xmove(state, co, 1);
+            }
+            ffi::lua_pushvalue(state, ci);
+            ffi::lua_rawseti(state, ti, T_CO);
+            ffi::lua_pushvalue(state, ti);
+            1
+        };
+        let co = ffi::lua_tothread(state, ci);
+        ffi::lua_pushvalue(state, ti);
+        ffi::lua_rawseti(state, s, S_CUR);
+        publish(state, ci, true);
+        let r = auxresume(state, co, nargs);
+        set_false(state, s, S_CUR);
+        unpublish(state);
+        if r < 0 {
+            // The task raised: its error is on top.
+            ffi::lua_pushboolean(state, 0);
+            ffi::lua_insert(state, -2);
+            return after(state, ti, 2);
+        }
+        // Only the first three results count (as in task.lua).
+        if r > 3 {
+            ffi::lua_settop(state, -(r - 3) - 1);
+        }
+        let r = r.min(3);
+        let ok = ci + 1;
+        ffi::lua_pushboolean(state, 1);
+        ffi::lua_insert(state, ok);
+        // An observer may have come while the task ran.
+        if (*q).slots[Q_OBSERVED] != 0 || r == 0 {
+            return after(state, ti, r + 1);
+        }
+        let (a, b) = (ok + 1, ok + 2);
+        let kind = ffi::lua_rawgeti(state, ti, T_STATE);
+        let listed = kind == ffi::LUA_TBOOLEAN;
+        let cancel_pending = kind == ffi::LUA_TNUMBER
+            && ffi::lua_tointegerx(state, -1, std::ptr::null_mut()) == CANCEL_PENDING;
+        ffi::lua_settop(state, -2);
+        if cancel_pending {
+            return after(state, ti, r + 1);
+        }
+        if ffi::lua_rawequal(state, a, ffi::lua_upvalueindex(UV_FINISHED)) != 0 {
+            let pooled = (*q).slots[Q_POOL_N];
+            if pooled >= (*q).slots[Q_POOL_SIZE] {
+                return after(state, ti, r + 1);
+            }
+            // Back to the pool; the task's promise settles in Lua.
+            ffi::lua_pushvalue(state, ci);
+            ffi::lua_rawseti(state, ffi::lua_upvalueindex(UV_POOL), pooled + 1);
+            (*q).slots[Q_POOL_N] = pooled + 1;
+            set_false(state, ti, T_CO);
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_FINISH));
+            ffi::lua_pushvalue(state, ti);
+            ffi::lua_pushboolean(state, 1);
+            if r >= 2 {
+                ffi::lua_pushvalue(state, b);
+            } else {
+                ffi::lua_pushnil(state);
+            }
+            ffi::lua_call(state, 3, 0);
+            return;
+        }
+        // A listed task awaiting a promise that nobody else waits on;
+        // LOOSE tasks (listed under root once they first await) and the
+        // rest take the Lua path.
+        let awaits = r >= 2
+            && listed
+            && ffi::lua_rawequal(state, a, ffi::lua_upvalueindex(UV_AWAIT_MARK)) != 0
+            && ffi::lua_type(state, b) == ffi::LUA_TTABLE;
+        if !awaits {
+            return after(state, ti, r + 1);
+        }
+        let alone = ffi::lua_rawgeti(state, b, W) == ffi::LUA_TBOOLEAN;
+        ffi::lua_settop(state, -2);
+        if !alone {
+            return after(state, ti, r + 1);
+        }
+        ffi::lua_pushvalue(state, b);
+        ffi::lua_rawseti(state, ti, T_WAITING);
+        ffi::lua_pushvalue(state, ti);
+        ffi::lua_rawseti(state, b, W);
+    }
+}
+
+/// Hands what a resume gave to task.lua's `after_resume(t, co, ok, ...)`:
+/// the `n` values on top of the stack (`ok` first), with the record at
+/// `ti` and its coroutine at `ti + 1`.
+///
+/// # Safety
+/// As [`step`]; the stack holds `ti`, the coroutine, then the `n` values.
+unsafe fn after(state: *mut ffi::lua_State, ti: c_int, n: c_int) {
+    // SAFETY: the function is inserted below the record, so the call takes
+    // the record, the coroutine and the values as its arguments.
+    unsafe {
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_AFTER));
+        ffi::lua_insert(state, ti);
+        ffi::lua_call(state, n + 2, 0);
+    }
+}
+
+/// `run(max)` → how many tasks of the batch are left, how many are ready
+/// in all, and how many ran: task.lua's loop over the ready queue.
+unsafe extern "C-unwind" fn run(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua; the stack is checked for room
+    // for a step's values. Each pass starts from the same stack top. The
+    // queue block is read and written in place (never borrowed across a
+    // call into Lua, which may call qset).
+    unsafe {
+        let max = ffi::luaL_checkinteger(state, 1);
+        ffi::lua_settop(state, 1);
+        ffi::luaL_checkstack(state, 24, std::ptr::null());
+        let q = queue(state);
+        let s = ffi::lua_upvalueindex(UV_S);
+        let rq = ffi::lua_upvalueindex(UV_RQ);
+        set_false(state, s, S_CUR);
+        unpublish(state);
+        if (*q).slots[Q_HALTED] != 0 {
+            for _ in 0..3 {
+                ffi::lua_pushinteger(state, 0);
+            }
+            return 3;
+        }
+        let head = (*q).slots[Q_HEAD];
+        if head > (*q).slots[Q_BATCH] {
+            // A new turn. What became ready during the last one moves to
+            // the front, so the queue stays a dense array.
+            let mut tail = get_int(state, s, S_TAIL);
+            if head > 1 {
+                let n = (tail - head + 1).max(0);
+                for i in 0..n {
+                    ffi::lua_rawgeti(state, rq, head + i);
+                    ffi::lua_rawseti(state, rq, 1 + i);
+                }
+                for i in n + 1..=tail {
+                    ffi::lua_pushnil(state);
+                    ffi::lua_rawseti(state, rq, i);
+                }
+                (*q).slots[Q_HEAD] = 1;
+                ffi::lua_pushinteger(state, n);
+                ffi::lua_rawseti(state, s, S_TAIL);
+                tail = n;
+            }
+            (*q).slots[Q_BATCH] = tail;
+        }
+        let mut ran: ffi::lua_Integer = 0;
+        // Read each time: a step may end the batch (a halt).
+        while ran < max && (*q).slots[Q_HEAD] <= (*q).slots[Q_BATCH] {
+            let head = (*q).slots[Q_HEAD];
+            let kind = ffi::lua_rawgeti(state, rq, head);
+            ffi::lua_pushnil(state);
+            ffi::lua_rawseti(state, rq, head);
+            (*q).slots[Q_HEAD] = head + 1;
+            if kind == ffi::LUA_TTABLE {
+                step(state, q, 2);
+            }
+            ffi::lua_settop(state, 1);
+            ran += 1;
+        }
+        let mut tail = get_int(state, s, S_TAIL);
+        if (*q).slots[Q_HEAD] > tail {
+            (*q).slots[Q_HEAD] = 1;
+            (*q).slots[Q_BATCH] = 0;
+            ffi::lua_pushinteger(state, 0);
+            ffi::lua_rawseti(state, s, S_TAIL);
+            if (*q).slots[Q_UNHANDLED] > 0 {
+                ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_DRAINED));
+                ffi::lua_call(state, 0, 0);
+            }
+            tail = get_int(state, s, S_TAIL);
+        }
+        let (head, batch) = ((*q).slots[Q_HEAD], (*q).slots[Q_BATCH]);
+        ffi::lua_pushinteger(state, batch - head + 1);
+        ffi::lua_pushinteger(state, tail - head + 1);
+        ffi::lua_pushinteger(state, ran);
+        3
+    }
+}
+
+/// `run`, `qget` and `qset` as C closures over a new queue block:
+/// `run` also over task.lua's state `S`, the running-task record, the
+/// AWAIT and FINISHED markers, the worker body, and the Lua functions of
+/// `fns` (`step`, `after_resume`, `finish`, `drained`).
+pub(crate) fn run_function(
+    lua: &Lua,
+    s: Table,
+    running_task: Table,
+    markers: (Table, Table),
+    worker: Function,
+    fns: Table,
+) -> mlua::Result<(Function, Function, Function)> {
+    let rq: Table = s.raw_get(S_RQ)?;
+    let pool: Table = s.raw_get(S_POOL)?;
+    let step: Function = fns.raw_get("step")?;
+    let after_resume: Function = fns.raw_get("after_resume")?;
+    let finish: Function = fns.raw_get("finish")?;
+    let drained: Function = fns.raw_get("drained")?;
+    let args = (
+        s,
+        running_task,
+        markers.0,
+        markers.1,
+        worker,
+        step,
+        after_resume,
+        finish,
+        drained,
+        rq,
+        pool,
+        "co",
+        "resumes",
+    );
+    // SAFETY: run by mlua in a protected call with the thirteen values as
+    // its arguments (slots 1 to 13), in upvalue order after the queue. The
+    // block is made and filled first, then inserted below them; each
+    // closure takes copies of what it closes over. Three closures are left
+    // for mlua to return; at most 17 values are on the stack, and
+    // luaL_checkstack makes room for them.
+    unsafe {
+        lua.exec_raw::<(Function, Function, Function)>(args, |state| {
+            ffi::luaL_checkstack(state, 8, std::ptr::null());
+            let q = ffi::lua_newuserdatauv(state, std::mem::size_of::<Queue>(), 0) as *mut Queue;
+            let mut slots = [0; Q_SLOTS];
+            slots[Q_HEAD] = 1;
+            q.write(Queue {
+                magic: QUEUE_MAGIC,
+                slots,
+            });
+            ffi::lua_insert(state, 1);
+            ffi::lua_pushcclosure(state, run, RUN_UPVALUES);
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_getupvalue(state, -1, UV_QUEUE);
+            ffi::lua_remove(state, -2);
+            ffi::lua_pushvalue(state, -1);
+            ffi::lua_pushcclosure(state, qget, 1);
+            ffi::lua_insert(state, -2);
+            ffi::lua_pushcclosure(state, qset, 1);
         })
     }
 }

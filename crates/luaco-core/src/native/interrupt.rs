@@ -475,7 +475,11 @@ unsafe fn check_failure(state: *mut ffi::lua_State, status: c_int) {
 ///
 /// # Safety
 /// `state` is the running thread with `narg` values on top; `co` a thread.
-unsafe fn auxresume(state: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> c_int {
+pub(crate) unsafe fn auxresume(
+    state: *mut ffi::lua_State,
+    co: *mut ffi::lua_State,
+    narg: c_int,
+) -> c_int {
     // SAFETY: the caller's contract. lua_checkstack, lua_xmove and
     // lua_resume do not raise (an error inside `co` comes back as its
     // status); the literal pushes can raise a memory error, which unwinds a
