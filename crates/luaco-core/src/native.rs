@@ -28,20 +28,35 @@ pub(crate) fn new_state(libs: StdLib, options: LuaOptions) -> mlua::Result<Lua> 
     Ok(unsafe { Lua::unsafe_new_with(libs, options) })
 }
 
-/// `spawn_site()` → the chunk source and current line of the Lua function
-/// that called the function calling it (the script that called `async`),
-/// or nothing. `debug.getinfo` costs ten times as much: it builds a table
-/// and formats the short source on every spawn.
+/// `spawn_site(level)` → the chunk source and current line of the Lua
+/// function `level` frames up (2, the default: the caller of the function
+/// calling this, the script that called `async`), or nothing.
+/// `debug.getinfo` costs ten times as much: it builds a table and formats
+/// the short source on every spawn.
 unsafe extern "C-unwind" fn spawn_site(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: `state` is the running thread Lua called us with; a C function
-    // has LUA_MINSTACK free slots, and we push at most two values. `ar` is
-    // filled by lua_getstack before lua_getinfo reads it. `ar.source` points
-    // into the function prototype's source string, which is NUL-terminated
-    // and alive while the function is on the stack. lua_pushstring can raise
-    // a memory error (a longjmp); nothing in this frame needs dropping.
+    // SAFETY: `state` is the running thread Lua called us with.
+    unsafe {
+        let level = ffi::luaL_optinteger(state, 1, 2);
+        let level = c_int::try_from(level).unwrap_or(c_int::MAX);
+        push_site(state, level)
+    }
+}
+
+/// Pushes the source and current line of the function `level` frames up
+/// from the running C function (0); how many values it pushed (0 or 2).
+///
+/// # Safety
+/// `state` is the running thread of a C function call, with two stack
+/// slots free.
+pub(crate) unsafe fn push_site(state: *mut ffi::lua_State, level: c_int) -> c_int {
+    // SAFETY: `ar` is filled by lua_getstack before lua_getinfo reads it.
+    // `ar.source` points into the function prototype's source string, which
+    // is NUL-terminated and alive while the function is on the stack.
+    // lua_pushstring can raise a memory error (a longjmp); nothing in this
+    // frame needs dropping.
     unsafe {
         let mut ar: ffi::lua_Debug = std::mem::zeroed();
-        if ffi::lua_getstack(state, 2, &mut ar) == 0 {
+        if ffi::lua_getstack(state, level, &mut ar) == 0 {
             return 0;
         }
         if ffi::lua_getinfo(state, c"Sl".as_ptr(), &mut ar) == 0 || ar.source.is_null() {

@@ -99,6 +99,7 @@ impl Engine {
                     Function,
                     Table,
                 )| {
+                    let promise_mt: Table = fns.raw_get("promise_mt")?;
                     crate::native::hot::run_function(
                         lua,
                         s,
@@ -106,6 +107,7 @@ impl Engine {
                         (await_mark, finished),
                         worker,
                         fns,
+                        promise_mt,
                     )
                 },
             )?,

@@ -58,7 +58,9 @@ local STOP_YIELD, STOP_PREEMPTED, STOP_LIMIT = 1, 2, 3
 -- written here through qget/qset (Q_ numbers): where the queue and this
 -- turn's batch start and end, the pool's size, and the flags.
 local S_RQ <const>, S_TAIL <const>, S_CUR <const>, S_POOL <const>, S_LIVE <const> = 1, 2, 3, 4, 5
-local S = { {}, 0, false, {}, 0 }
+-- S[S_SERIAL]: the id of the last task made.
+local S_SERIAL <const> = 6
+local S = { {}, 0, false, {}, 0, 0 }
 local rq, pool = S[S_RQ], S[S_POOL]
 local Q_HEAD <const>, Q_BATCH <const>, Q_POOL_N <const>, Q_POOL_SIZE <const> = 1, 2, 3, 4
 local Q_HALTED <const>, Q_OBSERVED <const>, Q_UNHANDLED <const> = 5, 6, 7
@@ -71,7 +73,6 @@ local running_task = { co = false, resumes = 0 }
 core.running_task = running_task
 function core.current() return S[S_CUR] or nil end
 
-local serial = 0
 -- S[S_LIVE]: tasks spawned and not yet done.
 function core.live_tasks() return S[S_LIVE] end
 
@@ -235,7 +236,8 @@ function core.quietly(quiet, f, ...)
 end
 
 local function new_task(f, p, ctx, args)
-  serial = serial + 1
+  local serial = S[S_SERIAL] + 1
+  S[S_SERIAL] = serial
   S[S_LIVE] = S[S_LIVE] + 1
   -- Every field up to LINE from the start, so the record never resizes.
   local t = { f, p, false, ctx, args or false, serial, false, false, LOOSE, false, false, 0, nil }
@@ -247,14 +249,18 @@ local function new_task(f, p, ctx, args)
 end
 
 -- async(f, ...): a child of the running task, starting on a later turn.
+-- The C async (native/hot.rs) makes most tasks itself, as this does; this
+-- is for the rest (observed runs, a bad argument), called from it:
+-- `level` is that of async's caller here.
 local PROMISE_MT = core.PROMISE_MT
-local function spawn(f, ...)
-  if type(f) ~= "function" then core.bad_argument(1, "async", "function", f, 2) end
+local function spawn_with(level, f, ...)
+  if type(f) ~= "function" then core.bad_argument(1, "async", "function", f, level) end
   -- new_promise and new_task, inlined: this is the hottest path of all.
   local p = setmetatable({ PENDING, false, false }, PROMISE_MT)
   local parent = S[S_CUR]
   local n = select("#", ...)
-  serial = serial + 1
+  local serial = S[S_SERIAL] + 1
+  S[S_SERIAL] = serial
   S[S_LIVE] = S[S_LIVE] + 1
   local t = { f, p, false, parent and parent[CTX] or default_ctx, n > 0 and pack(...) or false,
     serial, false, false, not parent and LOOSE or false, false, false, 0, nil }
@@ -267,7 +273,7 @@ local function spawn(f, ...)
     if parent[QUIET] then t[QUIET] = true end
   end
   if spawn_sites then
-    t[SITE], t[LINE] = spawn_site()
+    t[SITE], t[LINE] = spawn_site(level)
     if parent then
       -- Chains are cut at MAX_SITE_DEPTH, so a long line of spawns does
       -- not keep every ancestor's record alive.
@@ -279,7 +285,6 @@ local function spawn(f, ...)
   if obs_created then created(t, parent) end
   return p
 end
-core.spawn = spawn
 
 -- The script context of the running task (the default one outside tasks).
 -- Whoever registers work for later (a handler, a timer) takes it then, so
@@ -633,12 +638,19 @@ end
 -- opening a new batch (every task ready now) when none is open. Returns
 -- how many of the batch are left, how many tasks are ready in all, and
 -- how many ran. The loop is C (native/hot.rs), over S.
-run, qget, qset = prim.make_run(S, running_task, AWAIT, FINISHED, worker_body, {
+local spawn
+run, qget, qset, spawn = prim.make_run(S, running_task, AWAIT, FINISHED, worker_body, {
   step = step,
   after_resume = after_resume,
   finish = finish,
   drained = drained,
+  spawn = function(...) return spawn_with(3, ...) end,
+  add_kid = add_kid,
+  default_ctx = default_ctx,
+  spawn_sites = spawn_sites,
+  promise_mt = PROMISE_MT,
 })
+core.spawn = spawn
 qset(Q_POOL_SIZE, options.pool_size)
 core.run = run
 -- The C loop calls `drained` only while some rejection waits for a report.

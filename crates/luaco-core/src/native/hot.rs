@@ -173,6 +173,8 @@ const S_RQ: ffi::lua_Integer = 1;
 const S_TAIL: ffi::lua_Integer = 2;
 const S_CUR: ffi::lua_Integer = 3;
 const S_POOL: ffi::lua_Integer = 4;
+const S_LIVE: ffi::lua_Integer = 5;
+const S_SERIAL: ffi::lua_Integer = 6;
 
 /// The loop's own numbers, in a userdata block (task.lua's `qget`/`qset`
 /// reach them by these indices, from 1).
@@ -193,9 +195,25 @@ const Q_OBSERVED: usize = 5;
 const Q_UNHANDLED: usize = 6;
 
 /// Fields of a task record (task.lua).
+const T_FN: ffi::lua_Integer = 1;
+const T_PROMISE: ffi::lua_Integer = 2;
 const T_CO: ffi::lua_Integer = 3;
+const T_CTX: ffi::lua_Integer = 4;
+const T_ARGS: ffi::lua_Integer = 5;
+const T_ID: ffi::lua_Integer = 6;
 const T_WAITING: ffi::lua_Integer = 7;
+const T_KIDS: ffi::lua_Integer = 8;
 const T_STATE: ffi::lua_Integer = 9;
+const T_UP: ffi::lua_Integer = 10;
+const T_SITE: ffi::lua_Integer = 11;
+const T_LINE: ffi::lua_Integer = 12;
+const T_QUIET: ffi::lua_Integer = 16;
+/// The slots a record has from the start (up to T_LINE and one more).
+const T_SIZE: c_int = 13;
+/// A task with no parent task (task.lua's LOOSE).
+const LOOSE: ffi::lua_Integer = 4;
+/// How far up a spawn chain a record keeps its ancestors.
+const MAX_SITE_DEPTH: usize = 8;
 /// Task states (T_STATE) the loop tells apart.
 const DONE: ffi::lua_Integer = 2;
 const CANCEL_PENDING: ffi::lua_Integer = 3;
@@ -218,6 +236,18 @@ const UV_POOL: c_int = 12;
 const UV_KEY_CO: c_int = 13;
 const UV_KEY_RESUMES: c_int = 14;
 const RUN_UPVALUES: c_int = 14;
+
+/// Upvalues of `spawn` (the queue block first, as for `run`).
+const UV_SP_S: c_int = 2;
+const UV_SP_PROMISE_MT: c_int = 3;
+const UV_SP_DEFAULT_CTX: c_int = 4;
+const UV_SP_SLOW: c_int = 5;
+const UV_SP_ADD_KID: c_int = 6;
+const UV_SP_RQ: c_int = 7;
+const UV_SP_KEY_N: c_int = 8;
+const UV_SP_KEY_LIMIT: c_int = 9;
+const UV_SP_SITES: c_int = 10;
+const SPAWN_UPVALUES: c_int = 10;
 
 /// The queue block of the running closure, or a Lua error.
 ///
@@ -589,10 +619,182 @@ unsafe extern "C-unwind" fn run(state: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// `run`, `qget` and `qset` as C closures over a new queue block:
-/// `run` also over task.lua's state `S`, the running-task record, the
-/// AWAIT and FINISHED markers, the worker body, and the Lua functions of
-/// `fns` (`step`, `after_resume`, `finish`, `drained`).
+/// `async(f, ...)`: a task of `f(...)`, a child of the running task,
+/// ready from the next turn; its promise. The C half of task.lua's
+/// `spawn_with`, which has the say while an observer watches and for a
+/// bad argument.
+unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua with its arguments in slots 1 to
+    // n + 1; luaL_checkstack makes room for them (copied once into the
+    // argument table) and for the records made above them. Memory errors
+    // unwind this frame, which holds plain data only; the record is in the
+    // ready queue only once complete, and counted (live, serial) first, as
+    // in task.lua.
+    unsafe {
+        let top = ffi::lua_gettop(state);
+        let q = queue(state);
+        if ffi::lua_type(state, 1) != ffi::LUA_TFUNCTION || (*q).slots[Q_OBSERVED] != 0 {
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_SLOW));
+            ffi::lua_insert(state, 1);
+            ffi::lua_call(state, top, 1);
+            return 1;
+        }
+        ffi::luaL_checkstack(state, 12, std::ptr::null());
+        let s = ffi::lua_upvalueindex(UV_SP_S);
+        let n = top - 1;
+        // The arguments, packed as table.pack does.
+        if n > 0 {
+            ffi::lua_createtable(state, n, 1);
+            for i in 1..=n {
+                ffi::lua_pushvalue(state, i + 1);
+                ffi::lua_rawseti(state, -2, ffi::lua_Integer::from(i));
+            }
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_KEY_N));
+            ffi::lua_pushinteger(state, ffi::lua_Integer::from(n));
+            ffi::lua_rawset(state, -3);
+        } else {
+            ffi::lua_pushboolean(state, 0);
+        }
+        let args = top + 1;
+        // The promise: pending, no source yet, not consumed.
+        ffi::lua_createtable(state, 3, 0);
+        ffi::lua_pushinteger(state, PENDING);
+        ffi::lua_rawseti(state, -2, ST);
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_rawseti(state, -2, V);
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_rawseti(state, -2, W);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_PROMISE_MT));
+        ffi::lua_setmetatable(state, -2);
+        let p = top + 2;
+        let has_parent = ffi::lua_rawgeti(state, s, S_CUR) == ffi::LUA_TTABLE;
+        let parent = top + 3;
+        let serial = get_int(state, s, S_SERIAL).wrapping_add(1);
+        ffi::lua_pushinteger(state, serial);
+        ffi::lua_rawseti(state, s, S_SERIAL);
+        let live = get_int(state, s, S_LIVE);
+        ffi::lua_pushinteger(state, live + 1);
+        ffi::lua_rawseti(state, s, S_LIVE);
+        // The record, every slot up to T_LINE from the start.
+        ffi::lua_createtable(state, T_SIZE, 0);
+        let t = top + 4;
+        ffi::lua_pushvalue(state, 1);
+        ffi::lua_rawseti(state, t, T_FN);
+        ffi::lua_pushvalue(state, p);
+        ffi::lua_rawseti(state, t, T_PROMISE);
+        set_false(state, t, T_CO);
+        if !has_parent || ffi::lua_rawgeti(state, parent, T_CTX) == ffi::LUA_TNIL {
+            if has_parent {
+                ffi::lua_settop(state, t);
+            }
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_DEFAULT_CTX));
+        }
+        ffi::lua_rawseti(state, t, T_CTX);
+        ffi::lua_pushvalue(state, args);
+        ffi::lua_rawseti(state, t, T_ARGS);
+        ffi::lua_pushinteger(state, serial);
+        ffi::lua_rawseti(state, t, T_ID);
+        set_false(state, t, T_WAITING);
+        set_false(state, t, T_KIDS);
+        if has_parent {
+            set_false(state, t, T_STATE);
+        } else {
+            ffi::lua_pushinteger(state, LOOSE);
+            ffi::lua_rawseti(state, t, T_STATE);
+        }
+        set_false(state, t, T_UP);
+        set_false(state, t, T_SITE);
+        ffi::lua_pushinteger(state, 0);
+        ffi::lua_rawseti(state, t, T_LINE);
+        ffi::lua_pushvalue(state, t);
+        ffi::lua_rawseti(state, p, V);
+        // Ready from the next turn.
+        let tail = get_int(state, s, S_TAIL) + 1;
+        ffi::lua_pushinteger(state, tail);
+        ffi::lua_rawseti(state, s, S_TAIL);
+        ffi::lua_pushvalue(state, t);
+        ffi::lua_rawseti(state, ffi::lua_upvalueindex(UV_SP_RQ), tail);
+        if has_parent {
+            add_kid(state, parent, p);
+            if ffi::lua_rawgeti(state, parent, T_QUIET) != ffi::LUA_TNIL
+                && ffi::lua_toboolean(state, -1) != 0
+            {
+                ffi::lua_pushboolean(state, 1);
+                ffi::lua_rawseti(state, t, T_QUIET);
+            }
+            ffi::lua_settop(state, t);
+        }
+        if ffi::lua_toboolean(state, ffi::lua_upvalueindex(UV_SP_SITES)) != 0 {
+            if crate::native::push_site(state, 1) == 2 {
+                ffi::lua_rawseti(state, t, T_LINE);
+                ffi::lua_rawseti(state, t, T_SITE);
+            }
+            if has_parent {
+                // Chains are cut at MAX_SITE_DEPTH, so a long line of
+                // spawns does not keep every ancestor's record alive.
+                ffi::lua_pushvalue(state, parent);
+                let mut depth = 0;
+                while depth < MAX_SITE_DEPTH && ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
+                    ffi::lua_rawgeti(state, -1, T_UP);
+                    ffi::lua_remove(state, -2);
+                    depth += 1;
+                }
+                ffi::lua_settop(state, t);
+                if depth < MAX_SITE_DEPTH {
+                    ffi::lua_pushvalue(state, parent);
+                    ffi::lua_rawseti(state, t, T_UP);
+                }
+            }
+        }
+        ffi::lua_pushvalue(state, p);
+        1
+    }
+}
+
+/// Adds promise `p` to the children of the record at `parent`: task.lua's
+/// `add_kid`, whose common case (room in an existing list) is done here.
+///
+/// # Safety
+/// `parent` and `p` are valid absolute indices (a task record, a
+/// promise); four stack slots are free.
+unsafe fn add_kid(state: *mut ffi::lua_State, parent: c_int, p: c_int) {
+    // SAFETY: values are pushed and popped in pairs; the Lua add_kid is
+    // called for a new list or a full one (which it compacts).
+    unsafe {
+        let base = ffi::lua_gettop(state);
+        if ffi::lua_rawgeti(state, parent, T_KIDS) == ffi::LUA_TTABLE {
+            let kids = base + 1;
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_KEY_N));
+            ffi::lua_rawget(state, kids);
+            let n = ffi::lua_tointegerx(state, -1, std::ptr::null_mut());
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_KEY_LIMIT));
+            ffi::lua_rawget(state, kids);
+            let limit = ffi::lua_tointegerx(state, -1, std::ptr::null_mut());
+            ffi::lua_settop(state, kids);
+            if n > 0 && n < limit {
+                ffi::lua_pushvalue(state, p);
+                ffi::lua_rawseti(state, kids, n + 1);
+                ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_KEY_N));
+                ffi::lua_pushinteger(state, n + 1);
+                ffi::lua_rawset(state, kids);
+                ffi::lua_settop(state, base);
+                return;
+            }
+        }
+        ffi::lua_settop(state, base);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_ADD_KID));
+        ffi::lua_pushvalue(state, parent);
+        ffi::lua_pushvalue(state, p);
+        ffi::lua_call(state, 2, 0);
+    }
+}
+
+/// `run`, `qget`, `qset` and `async` as C closures over a new queue
+/// block: `run` also over task.lua's state `S`, the running-task record,
+/// the AWAIT and FINISHED markers, the worker body, and the Lua functions
+/// of `fns` (`step`, `after_resume`, `finish`, `drained`); `async` over
+/// `S`, the promise metatable and what else `fns` has for it (`spawn`,
+/// the Lua async; `add_kid`; `default_ctx`; `spawn_sites`).
 pub(crate) fn run_function(
     lua: &Lua,
     s: Table,
@@ -600,15 +802,20 @@ pub(crate) fn run_function(
     markers: (Table, Table),
     worker: Function,
     fns: Table,
-) -> mlua::Result<(Function, Function, Function)> {
+    promise_mt: Table,
+) -> mlua::Result<(Function, Function, Function, Function)> {
     let rq: Table = s.raw_get(S_RQ)?;
     let pool: Table = s.raw_get(S_POOL)?;
     let step: Function = fns.raw_get("step")?;
     let after_resume: Function = fns.raw_get("after_resume")?;
     let finish: Function = fns.raw_get("finish")?;
     let drained: Function = fns.raw_get("drained")?;
-    let args = (
-        s,
+    let slow_spawn: Function = fns.raw_get("spawn")?;
+    let add_kid: Function = fns.raw_get("add_kid")?;
+    let default_ctx: mlua::Value = fns.raw_get("default_ctx")?;
+    let sites: bool = fns.raw_get("spawn_sites")?;
+    let run_args = (
+        s.clone(),
         running_task,
         markers.0,
         markers.1,
@@ -617,19 +824,20 @@ pub(crate) fn run_function(
         after_resume,
         finish,
         drained,
-        rq,
+        rq.clone(),
         pool,
         "co",
         "resumes",
     );
-    // SAFETY: run by mlua in a protected call with the thirteen values as
-    // its arguments (slots 1 to 13), in upvalue order after the queue. The
-    // block is made and filled first, then inserted below them; each
-    // closure takes copies of what it closes over. Three closures are left
-    // for mlua to return; at most 17 values are on the stack, and
-    // luaL_checkstack makes room for them.
-    unsafe {
-        lua.exec_raw::<(Function, Function, Function)>(args, |state| {
+
+    // SAFETY: run by mlua in a protected call with the thirteen values of
+    // `run_args` as its arguments (slots 1 to 13), in upvalue order after
+    // the queue. The block is made and filled first, then inserted below
+    // them; each closure takes copies of what it closes over. Three
+    // closures are left for mlua to return; at most 17 values are on the
+    // stack, and luaL_checkstack makes room for them.
+    let (run_fn, qget_fn, qset_fn) = unsafe {
+        lua.exec_raw::<(Function, Function, Function)>(run_args, |state| {
             ffi::luaL_checkstack(state, 8, std::ptr::null());
             let q = ffi::lua_newuserdatauv(state, std::mem::size_of::<Queue>(), 0) as *mut Queue;
             let mut slots = [0; Q_SLOTS];
@@ -647,6 +855,30 @@ pub(crate) fn run_function(
             ffi::lua_pushcclosure(state, qget, 1);
             ffi::lua_insert(state, -2);
             ffi::lua_pushcclosure(state, qset, 1);
-        })
-    }
+        })?
+    };
+    // SAFETY: as above: `run` (argument 1) is replaced by its queue block
+    // (its upvalue 1), and with the nine values after it the ten become
+    // the closure's upvalues.
+    let spawn_fn = unsafe {
+        let spawn_args = (
+            run_fn.clone(),
+            s,
+            promise_mt,
+            default_ctx,
+            slow_spawn,
+            add_kid,
+            rq,
+            "n",
+            "limit",
+            sites,
+        );
+        lua.exec_raw::<Function>(spawn_args, |state| {
+            ffi::luaL_checkstack(state, 4, std::ptr::null());
+            ffi::lua_getupvalue(state, 1, UV_QUEUE);
+            ffi::lua_replace(state, 1);
+            ffi::lua_pushcclosure(state, spawn, SPAWN_UPVALUES);
+        })?
+    };
+    Ok((run_fn, qget_fn, qset_fn, spawn_fn))
 }
