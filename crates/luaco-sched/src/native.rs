@@ -194,6 +194,13 @@ const UV_PROMISE_MT: c_int = 3;
 const UV_MAKE_READY: c_int = 4;
 const UV_DISPATCH: c_int = 5;
 const UV_FIRE_HANDLE: c_int = 6;
+const UV_TRACK: c_int = 7;
+const UV_BAD_MS: c_int = 8;
+const UV_RUN: c_int = 9;
+const UPVALUES: c_int = 9;
+
+/// The longest delay a timer takes, in ms (as luaco-core's `check_ms`).
+const MAX_MS: f64 = 1e15;
 
 /// The heap of the running closure, or a Lua error.
 ///
@@ -262,15 +269,28 @@ unsafe extern "C-unwind" fn cancel(state: *mut ffi::lua_State) -> c_int {
 /// `fire(now_us)` → how many timers fired: every timer due at `now_us`
 /// (made before the call) in deadline order, ties in creation order.
 unsafe extern "C-unwind" fn fire(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a C function called by Lua. Each pass pushes at most four
-    // values and pops them before the next (lua_settop), within
-    // LUA_MINSTACK. The heap pointer is dereferenced only in statements
-    // that end before any call into Lua (make_ready, dispatch,
+    // SAFETY: a C function called by Lua; one value is pushed.
+    unsafe {
+        let now = ffi::luaL_checkinteger(state, 1);
+        let fired = fire_due(state, now);
+        ffi::lua_pushinteger(state, fired);
+        1
+    }
+}
+
+/// Fires what is due at `now`; how many fired.
+///
+/// # Safety
+/// Called from a closure `bind` made, with four stack slots free. Leaves
+/// the stack as it found it.
+unsafe fn fire_due(state: *mut ffi::lua_State, now: i64) -> ffi::lua_Integer {
+    // SAFETY: each pass pushes at most four values and pops them before
+    // the next (lua_settop). The heap pointer is dereferenced only in
+    // statements that end before any call into Lua (make_ready, dispatch,
     // fire_handle), which may add or cancel timers themselves; a Lua error
     // there unwinds this frame, which holds nothing to drop, and leaves the
     // heap consistent (each timer is off the heap before its effect runs).
     unsafe {
-        let now = ffi::luaL_checkinteger(state, 1);
         let h = heap(state);
         (*h).turn_us = (*h).turn_us.max(now);
         let limit = (*h).next_seq;
@@ -328,8 +348,78 @@ unsafe extern "C-unwind" fn fire(state: *mut ffi::lua_State) -> c_int {
             }
         }
         ffi::lua_settop(state, base);
-        ffi::lua_pushinteger(state, fired);
+        fired
+    }
+}
+
+/// `sleep(ms)` → a promise resolving `nil` after `ms`, an operation of
+/// the running task (cancelled with it). A bad `ms` is for the Lua
+/// `bad_ms(ms)` to reject.
+unsafe extern "C-unwind" fn sleep(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua; at most four values are pushed
+    // above its argument. Memory errors unwind this frame, which holds
+    // nothing to drop; the timer is on the heap only with its entry.
+    unsafe {
+        ffi::lua_settop(state, 1);
+        let ms = ffi::lua_tonumberx(state, 1, std::ptr::null_mut());
+        if ffi::lua_type(state, 1) != ffi::LUA_TNUMBER || !(0.0..=MAX_MS).contains(&ms) {
+            // It raises.
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_BAD_MS));
+            ffi::lua_pushvalue(state, 1);
+            ffi::lua_call(state, 1, 0);
+            return 0;
+        }
+        ffi::lua_createtable(state, 3, 0);
+        ffi::lua_pushinteger(state, PENDING);
+        ffi::lua_rawseti(state, 2, ST);
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_rawseti(state, 2, V);
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_rawseti(state, 2, W);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_PROMISE_MT));
+        ffi::lua_setmetatable(state, 2);
+        // The timer, then its entry: should the entry's slot fail to be
+        // allocated (a memory error), the timer fires as a no-op.
+        let Some(id) = (*heap(state)).add(ms) else {
+            ffi::luaL_error(state, c"luaco: too many timers".as_ptr());
+            return 0;
+        };
+        ffi::lua_pushvalue(state, 2);
+        ffi::lua_rawseti(state, ffi::lua_upvalueindex(UV_ENTRIES), id);
+        // Its source: minus the timer's id (promise.lua's `stop`).
+        ffi::lua_pushinteger(state, -id);
+        ffi::lua_rawseti(state, 2, V);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_TRACK));
+        ffi::lua_pushvalue(state, 2);
+        ffi::lua_call(state, 1, 0);
         1
+    }
+}
+
+/// `turn(now_us, fire_due, max)` → what core's `run(max)` returns, then
+/// the timers fired, the next deadline (-1 for none) and the pending
+/// timer count: the whole of one chunk of a scheduler turn.
+unsafe extern "C-unwind" fn turn(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua; `run` leaves three values, and
+    // three more are pushed.
+    unsafe {
+        let now = ffi::luaL_checkinteger(state, 1);
+        let fire = ffi::lua_toboolean(state, 2) != 0;
+        let max = ffi::luaL_checkinteger(state, 3);
+        ffi::lua_settop(state, 0);
+        let h = heap(state);
+        (*h).turn_us = (*h).turn_us.max(now);
+        let fired = if fire { fire_due(state, now) } else { 0 };
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_RUN));
+        ffi::lua_pushinteger(state, max);
+        ffi::lua_call(state, 1, 3);
+        let h = heap(state);
+        let next = (*h).next_deadline().unwrap_or(-1);
+        let live = (*h).live as ffi::lua_Integer;
+        ffi::lua_pushinteger(state, fired);
+        ffi::lua_pushinteger(state, next);
+        ffi::lua_pushinteger(state, live);
+        6
     }
 }
 
@@ -410,23 +500,23 @@ unsafe extern "C-unwind" fn clear(state: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// `bind(entries, promise_mt, make_ready, dispatch, fire_handle)` → a
-/// table of the heap's functions, each closing over the heap (this
-/// function's upvalue) and the given values.
+/// `bind(entries, promise_mt, make_ready, dispatch, fire_handle, track,
+/// bad_ms, run)` → a table of the heap's functions, each closing over the
+/// heap (this function's upvalue) and the given values.
 unsafe extern "C-unwind" fn bind(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a C function called by Lua with five arguments (checked);
-    // each closure is made from six pushed values (within the stack space
+    // SAFETY: a C function called by Lua with eight arguments (checked);
+    // each closure is made from nine pushed values (within the stack space
     // luaL_checkstack ensures) and stored into the result table.
     unsafe {
+        let args = UPVALUES - 1;
         ffi::luaL_checktype(state, 1, ffi::LUA_TTABLE);
         ffi::luaL_checktype(state, 2, ffi::LUA_TTABLE);
-        for arg in 3..=5 {
+        for arg in 3..=args {
             ffi::luaL_checktype(state, arg, ffi::LUA_TFUNCTION);
         }
-        ffi::lua_settop(state, 5);
-        ffi::luaL_checkstack(state, 10, std::ptr::null());
-        ffi::lua_createtable(state, 0, 7);
-        let functions: [(&CStr, ffi::lua_CFunction); 7] = [
+        ffi::lua_settop(state, args);
+        ffi::luaL_checkstack(state, UPVALUES + 4, std::ptr::null());
+        let functions: [(&CStr, ffi::lua_CFunction); 9] = [
             (c"add", add),
             (c"cancel", cancel),
             (c"fire", fire),
@@ -434,13 +524,16 @@ unsafe extern "C-unwind" fn bind(state: *mut ffi::lua_State) -> c_int {
             (c"now_us", now_us),
             (c"set_turn", set_turn),
             (c"clear", clear),
+            (c"sleep", sleep),
+            (c"turn", turn),
         ];
+        ffi::lua_createtable(state, 0, functions.len() as c_int);
         for (name, f) in functions {
             ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
-            for arg in 1..=5 {
+            for arg in 1..=args {
                 ffi::lua_pushvalue(state, arg);
             }
-            ffi::lua_pushcclosure(state, f, 6);
+            ffi::lua_pushcclosure(state, f, UPVALUES);
             ffi::lua_setfield(state, -2, name.as_ptr());
         }
         1

@@ -23,9 +23,13 @@ local real_metatable = core.debug.getmetatable
 local entries = {}
 local fire_handle -- below
 local heap = prim.heap(entries, PROMISE_MT, core.make_ready, core.dispatch,
-  function(h) return fire_handle(h) end)
-local add, cancel_timer, fire, status = heap.add, heap.cancel, heap.fire, heap.status
-local clock_us, set_turn, heap_clear = heap.now_us, heap.set_turn, heap.clear
+  function(h) return fire_handle(h) end,
+  core.track,
+  -- A bad delay for the C sleep: raised at sleep's caller.
+  function(ms) check_ms(ms, "sleep", 1, 3) end,
+  run)
+local add, cancel_timer, status = heap.add, heap.cancel, heap.status
+local clock_us, heap_clear = heap.now_us, heap.clear
 
 -- A pending timer promise's source is minus its timer id: cancelling the
 -- promise stops the timer (promise.lua's `stop`).
@@ -76,30 +80,20 @@ local function now()
 end
 
 local api = core.api
-api.sleep = function(ms)
-  check_ms(ms, "sleep", 1)
-  local p = setmetatable({ PENDING, false, false }, PROMISE_MT)
-  p[V] = -add(ms, p)
-  core.track(p)
-  return p
-end
+-- sleep(ms) is C (native.rs): a promise like `timer`'s, an operation of
+-- the running task (core.track).
+api.sleep = heap.sleep
 api.set_timeout = function(fn, ms) return start("set_timeout", fn, ms, false) end
 api.set_interval = function(fn, ms) return start("set_interval", fn, ms, true) end
 api.now = now
 
--- One chunk of a turn: `now_us` moves the base of new deadlines forward
--- (so a sleep made late in a long turn is not shortened by it); with
--- `fire_due`, at the start of a turn, due timers fire first; then up to
--- `max` tasks of the batch run. Returns what core's `run` does, then the timers fired, the
--- next deadline (or -1) and the pending timer count.
-local function turn(now_us, fire_due, max)
-  local fired = 0
-  set_turn(now_us)
-  if fire_due then fired = fire(now_us) end
-  local left, ready, resumed = run(max)
-  local next, live = status()
-  return left, ready, resumed, fired, next, live
-end
+-- One chunk of a turn, `turn(now_us, fire_due, max)` (C, native.rs):
+-- `now_us` moves the base of new deadlines forward (so a sleep made late in
+-- a long turn is not shortened by it); with `fire_due`, at the start of a
+-- turn, due timers fire first; then up to `max` tasks of the batch run.
+-- Returns what core's `run` does, then the timers fired, the next deadline
+-- (or -1) and the pending timer count.
+local turn = heap.turn
 
 -- Stops every timer: handles are done, pending sleeps are cancelled (a
 -- task awaiting one is cancelled on its own, as the end of a run does).
