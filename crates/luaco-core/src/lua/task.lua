@@ -638,8 +638,8 @@ end
 -- opening a new batch (every task ready now) when none is open. Returns
 -- how many of the batch are left, how many tasks are ready in all, and
 -- how many ran. The loop is C (native/hot.rs), over S.
-local spawn
-run, qget, qset, spawn = prim.make_run(S, running_task, AWAIT, FINISHED, worker_body, {
+local spawn, c_track, c_make_ready
+run, qget, qset, spawn, c_track, c_make_ready = prim.make_run(S, running_task, AWAIT, FINISHED, worker_body, {
   step = step,
   after_resume = after_resume,
   finish = finish,
@@ -651,6 +651,11 @@ run, qget, qset, spawn = prim.make_run(S, running_task, AWAIT, FINISHED, worker_
   promise_mt = PROMISE_MT,
 })
 core.spawn = spawn
+-- The C track and make_ready do what the Lua ones above do, for the
+-- modules loaded from now on (timers, I/O) and for settling.
+core.track = c_track
+core.make_ready = c_make_ready
+core.set_make_ready(c_make_ready)
 qset(Q_POOL_SIZE, options.pool_size)
 core.run = run
 -- The C loop calls `drained` only while some rejection waits for a report.

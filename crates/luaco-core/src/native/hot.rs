@@ -751,6 +751,40 @@ unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// `track(p)` → `p`, made an operation of the running task (cancelled
+/// with it): task.lua's `core.track`. Shares `async`'s upvalues.
+unsafe extern "C-unwind" fn track(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua; the running task is pushed at 2
+    // (or false) and popped before `p` is returned.
+    unsafe {
+        ffi::lua_settop(state, 1);
+        if ffi::lua_rawgeti(state, ffi::lua_upvalueindex(UV_SP_S), S_CUR) == ffi::LUA_TTABLE {
+            add_kid(state, 2, 1);
+        }
+        ffi::lua_settop(state, 1);
+        1
+    }
+}
+
+/// `make_ready(t)`: task record `t` joins the ready queue (task.lua's
+/// `make_ready`). Shares `async`'s upvalues.
+unsafe extern "C-unwind" fn make_ready(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: a C function called by Lua; two values are pushed and
+    // popped by the writes. Appending to the queue may grow it (a memory
+    // error unwinds a frame holding plain data only, with the tail not yet
+    // moved).
+    unsafe {
+        ffi::lua_settop(state, 1);
+        let s = ffi::lua_upvalueindex(UV_SP_S);
+        let tail = get_int(state, s, S_TAIL) + 1;
+        ffi::lua_pushvalue(state, 1);
+        ffi::lua_rawseti(state, ffi::lua_upvalueindex(UV_SP_RQ), tail);
+        ffi::lua_pushinteger(state, tail);
+        ffi::lua_rawseti(state, s, S_TAIL);
+        0
+    }
+}
+
 /// Adds promise `p` to the children of the record at `parent`: task.lua's
 /// `add_kid`, whose common case (room in an existing list) is done here.
 ///
@@ -789,8 +823,11 @@ unsafe fn add_kid(state: *mut ffi::lua_State, parent: c_int, p: c_int) {
     }
 }
 
-/// `run`, `qget`, `qset` and `async` as C closures over a new queue
-/// block: `run` also over task.lua's state `S`, the running-task record,
+/// What [`run_function`] makes, in that order.
+pub(crate) type RunFunctions = (Function, Function, Function, Function, Function, Function);
+
+/// `run`, `qget`, `qset`, `async`, `track` and `make_ready` as C closures
+/// over a new queue block: `run` also over task.lua's state `S`, the running-task record,
 /// the AWAIT and FINISHED markers, the worker body, and the Lua functions
 /// of `fns` (`step`, `after_resume`, `finish`, `drained`); `async` over
 /// `S`, the promise metatable and what else `fns` has for it (`spawn`,
@@ -803,7 +840,7 @@ pub(crate) fn run_function(
     worker: Function,
     fns: Table,
     promise_mt: Table,
-) -> mlua::Result<(Function, Function, Function, Function)> {
+) -> mlua::Result<RunFunctions> {
     let rq: Table = s.raw_get(S_RQ)?;
     let pool: Table = s.raw_get(S_POOL)?;
     let step: Function = fns.raw_get("step")?;
@@ -859,8 +896,8 @@ pub(crate) fn run_function(
     };
     // SAFETY: as above: `run` (argument 1) is replaced by its queue block
     // (its upvalue 1), and with the nine values after it the ten become
-    // the closure's upvalues.
-    let spawn_fn = unsafe {
+    // the upvalues of each of the three closures, made from copies.
+    let [spawn_fn, track_fn, ready_fn] = unsafe {
         let spawn_args = (
             run_fn.clone(),
             s,
@@ -873,12 +910,23 @@ pub(crate) fn run_function(
             "limit",
             sites,
         );
-        lua.exec_raw::<Function>(spawn_args, |state| {
-            ffi::luaL_checkstack(state, 4, std::ptr::null());
+        lua.exec_raw::<(Function, Function, Function)>(spawn_args, |state| {
+            ffi::luaL_checkstack(state, 2 * SPAWN_UPVALUES + 4, std::ptr::null());
             ffi::lua_getupvalue(state, 1, UV_QUEUE);
             ffi::lua_replace(state, 1);
-            ffi::lua_pushcclosure(state, spawn, SPAWN_UPVALUES);
-        })?
+            // The closures pile up above the upvalues (slots 1 to 10),
+            // which are then removed from under them.
+            for f in [spawn, track, make_ready] {
+                for i in 1..=SPAWN_UPVALUES {
+                    ffi::lua_pushvalue(state, i);
+                }
+                ffi::lua_pushcclosure(state, f, SPAWN_UPVALUES);
+            }
+            for _ in 0..SPAWN_UPVALUES {
+                ffi::lua_remove(state, 1);
+            }
+        })
+        .map(|(a, b, c)| [a, b, c])?
     };
-    Ok((run_fn, qget_fn, qset_fn, spawn_fn))
+    Ok((run_fn, qget_fn, qset_fn, spawn_fn, track_fn, ready_fn))
 }
