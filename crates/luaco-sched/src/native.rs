@@ -11,9 +11,10 @@
 //!
 //! The heap itself lives in a full userdata that only these C closures
 //! hold (as their first upvalue), so the Lua state owns and frees it; its
-//! finalizer empties it, and every function refuses a userdata that is not
-//! a live heap, so a trusted script that reaches it through `debug` gets
-//! an error, never a dangling pointer.
+//! finalizer empties it. A trusted script can reach the closures' upvalues
+//! through `debug`: every function refuses a userdata that is not a live
+//! heap and table upvalues that are not tables, and looks the heap up again
+//! after each call into Lua, so such a script gets an error, not a crash.
 #![allow(unsafe_code)]
 
 use std::cmp::Reverse;
@@ -85,8 +86,9 @@ impl Heap {
         } else {
             self.turn_us
         };
-        // The caller checked 0 <= ms <= 1e15: the product fits an i64.
-        let delay = if ms.is_finite() && ms > 0.0 {
+        // NaN counts as 0; an endless delay (Rust callers may ask for one)
+        // saturates to a deadline that never comes.
+        let delay = if ms > 0.0 {
             (ms * 1000.0).ceil() as i64
         } else {
             0
@@ -231,6 +233,22 @@ unsafe fn heap(state: *mut ffi::lua_State) -> *mut Heap {
     }
 }
 
+/// Raises unless the table upvalues are tables (a script with `debug` may
+/// have replaced them; the C API does not check types).
+///
+/// # Safety
+/// Called from a closure `bind` made.
+unsafe fn check_tables(state: *mut ffi::lua_State) {
+    // SAFETY: lua_type reads the upvalues in place.
+    unsafe {
+        if ffi::lua_type(state, ffi::lua_upvalueindex(UV_ENTRIES)) != ffi::LUA_TTABLE
+            || ffi::lua_type(state, ffi::lua_upvalueindex(UV_PROMISE_MT)) != ffi::LUA_TTABLE
+        {
+            ffi::luaL_error(state, c"luaco: the timer heap's tables are gone".as_ptr());
+        }
+    }
+}
+
 /// `add(ms, entry)` → the id of a new timer standing for `entry`.
 unsafe extern "C-unwind" fn add(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: a C function called by Lua; at most one value is pushed.
@@ -238,6 +256,7 @@ unsafe extern "C-unwind" fn add(state: *mut ffi::lua_State) -> c_int {
     // error (a longjmp through this frame, which holds nothing to drop).
     unsafe {
         let ms = ffi::luaL_checknumber(state, 1);
+        check_tables(state);
         let id = (*heap(state)).add(ms);
         let Some(id) = id else {
             ffi::luaL_error(state, c"luaco: too many timers".as_ptr());
@@ -250,13 +269,20 @@ unsafe extern "C-unwind" fn add(state: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// `cancel(id)` → whether it stopped a pending timer.
+/// `cancel(id, entry)` → whether it stopped the pending timer `id` that
+/// stands for `entry` (any other timer, or none, is left alone: an id a
+/// script forged or kept stops nothing of anyone else's).
 unsafe extern "C-unwind" fn cancel(state: *mut ffi::lua_State) -> c_int {
-    // SAFETY: a C function called by Lua; pushing nil into a table slot
-    // never allocates; one value is pushed.
+    // SAFETY: a C function called by Lua; the entry is pushed and popped
+    // before the write; pushing nil into a table slot never allocates; one
+    // value is pushed.
     unsafe {
         let id = ffi::luaL_checkinteger(state, 1);
-        let stopped = (*heap(state)).cancel(id);
+        check_tables(state);
+        ffi::lua_rawgeti(state, ffi::lua_upvalueindex(UV_ENTRIES), id);
+        let same = ffi::lua_rawequal(state, -1, 2) != 0 && ffi::lua_type(state, 2) != ffi::LUA_TNIL;
+        ffi::lua_settop(state, -2);
+        let stopped = same && (*heap(state)).cancel(id);
         if stopped {
             ffi::lua_pushnil(state);
             ffi::lua_rawseti(state, ffi::lua_upvalueindex(UV_ENTRIES), id);
@@ -297,8 +323,11 @@ unsafe fn fire_due(state: *mut ffi::lua_State, now: i64) -> ffi::lua_Integer {
         let entries = ffi::lua_upvalueindex(UV_ENTRIES);
         let base = ffi::lua_gettop(state);
         let mut fired: ffi::lua_Integer = 0;
-        while let Some(id) = (*h).pop_due(now, limit) {
+        // The heap is looked up again for each timer: the effects run Lua,
+        // which may reach it too (and, with `debug`, even finalize it).
+        while let Some(id) = (*heap(state)).pop_due(now, limit) {
             ffi::lua_settop(state, base);
+            check_tables(state);
             fired += 1;
             // The entry, taken out of the table.
             ffi::lua_rawgeti(state, entries, id);
@@ -361,6 +390,7 @@ unsafe extern "C-unwind" fn sleep(state: *mut ffi::lua_State) -> c_int {
     // nothing to drop; the timer is on the heap only with its entry.
     unsafe {
         ffi::lua_settop(state, 1);
+        check_tables(state);
         let ms = ffi::lua_tonumberx(state, 1, std::ptr::null_mut());
         if ffi::lua_type(state, 1) != ffi::LUA_TNUMBER || !(0.0..=MAX_MS).contains(&ms) {
             // It raises.
@@ -392,6 +422,7 @@ unsafe extern "C-unwind" fn sleep(state: *mut ffi::lua_State) -> c_int {
         ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_TRACK));
         ffi::lua_pushvalue(state, 2);
         ffi::lua_call(state, 1, 0);
+        ffi::lua_settop(state, 2);
         1
     }
 }

@@ -334,3 +334,81 @@ fn the_timer_heap_cannot_be_reached_to_break_the_runtime() -> mlua::Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_forged_or_stale_timer_id_stops_nobody_elses_timer() -> mlua::Result<()> {
+    // A pending sleep's source slot holds minus its timer's id; a script
+    // that writes another id there and cancels its own promise, or keeps
+    // a handle past its timer, must not stop another task's timer.
+    let clock = Rc::new(ManualClock::new());
+    let (lua, sched) = scheduler(&clock);
+    lua.globals().set("luaco", sched.engine().api())?;
+    let main = lua
+        .load(
+            r#"
+        local victim = luaco.async(function() luaco.await(luaco.sleep(20)); return "victim done" end)
+        local mine = luaco.sleep(100000)
+        luaco.await(luaco.sleep(0))
+        for k = 1, 8 do rawset(mine, 2, -k) end
+        assert(mine:cancel())
+        local once = luaco.set_timeout(function() end, 1)
+        luaco.await(luaco.sleep(5))
+        -- Its timer fired and its id may be another's now.
+        assert(not once:cancel())
+        return luaco.await(victim)
+    "#,
+        )
+        .into_function()?;
+    let p = sched
+        .engine()
+        .spawn(main, (), &ScriptContext::new("forge"))
+        .expect("spawn");
+    for _ in 0..100 {
+        if !p.is_pending() {
+            break;
+        }
+        clock.advance(Duration::from_millis(1));
+        sched.pump(Duration::from_millis(50));
+    }
+    match p.outcome() {
+        Some(luaco_core::Outcome::Resolved(mlua::Value::String(s))) => {
+            assert_eq!(s.to_str()?, "victim done");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    Ok(())
+}
+
+#[test]
+fn replaced_upvalues_of_the_runtime_functions_raise_instead_of_crashing() -> mlua::Result<()> {
+    // With `debug` a trusted script can replace what the C functions close
+    // over; they check, and raise.
+    let clock = Rc::new(ManualClock::new());
+    let (lua, sched) = scheduler(&clock);
+    lua.globals().set("luaco", sched.engine().api())?;
+    let out: String = lua
+        .load(
+            r#"
+        local out = {}
+        for _, f in ipairs({ luaco.async, luaco.sleep }) do
+          -- The block, the state and the promise metatable.
+          for i = 1, 3 do
+            local name, old = debug.getupvalue(f, i)
+            if name then
+              debug.setupvalue(f, i, 0)
+              local ok, err = pcall(f, f == luaco.sleep and 1 or print)
+              out[#out + 1] = tostring(ok) .. ":" .. tostring(tostring(err):match("gone"))
+              debug.setupvalue(f, i, old)
+            end
+          end
+        end
+        return table.concat(out, ",")
+    "#,
+        )
+        .eval()?;
+    assert!(!out.is_empty());
+    for part in out.split(',') {
+        assert!(part.starts_with("false:gone"), "{out}");
+    }
+    Ok(())
+}

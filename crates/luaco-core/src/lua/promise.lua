@@ -153,14 +153,14 @@ local cancel_task -- set by task.lua
 function core.set_cancel_task(f) cancel_task = f end
 local stop_timer = function() end -- set by the timer module
 function core.set_stop_timer(f) stop_timer = f end
-local function stop(src)
+local function stop(src, p)
   local t = type(src)
   if t == "table" then
     if is_promise(src) then cancel(src)
     elseif src.stop then src.stop(src)
     else cancel_task(src) end
   elseif t == "number" then
-    if src < 0 then stop_timer(-src) else core.stop_op(src) end
+    if src < 0 then stop_timer(-src, p) else core.stop_op(src) end
   elseif t == "function" then
     src()
   end
@@ -172,7 +172,7 @@ function cancel(p)
   if p[ST] ~= PENDING then return false end
   local src = p[V]
   p[ST], p[V] = CANCELLED, nil
-  if src then stop(src) end
+  if src then stop(src, p) end
   dispatch(p, CANCELLED)
   return true
 end

@@ -376,7 +376,9 @@ function core.suspended_traceback(p)
   local tb = core.debug.traceback(t[CO], "", 0)
   local lines = {}
   for line in sgmatch(tb, "[^\n]+") do
+    -- The runtime's frames: its Lua files, the yield, and the C await.
     if not sfind(line, "luaco/", 1, true) and not sfind(line, "[C]: in function 'coroutine.yield'", 1, true)
+        and not smatch(line, "^%s*%[C%]: in [%w ]*'[%w_.]*await'$")
         and line ~= "stack traceback:" then
       lines[#lines + 1] = line
     end

@@ -75,8 +75,13 @@ unsafe fn settled_or_yield(state: *mut ffi::lua_State) -> c_int {
     // for the value.
     unsafe {
         ffi::lua_rawgeti(state, 1, ST);
-        let st = ffi::lua_tointegerx(state, -1, std::ptr::null_mut());
+        let mut isnum = 0;
+        let st = ffi::lua_tointegerx(state, -1, &mut isnum);
         ffi::lua_settop(state, 1);
+        if isnum == 0 {
+            // Not a state this runtime wrote: the Lua rules say what it is.
+            return slow(state);
+        }
         if st == PENDING {
             ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_AWAIT));
             ffi::lua_pushvalue(state, 1);
@@ -274,6 +279,48 @@ unsafe fn queue(state: *mut ffi::lua_State) -> *mut Queue {
     }
 }
 
+/// Raises unless each of `upvalues` is a table (a script with `debug` may
+/// have replaced one; the C API does not check types).
+///
+/// # Safety
+/// Called from a C closure with at least the upvalues named.
+unsafe fn check_tables(state: *mut ffi::lua_State, upvalues: &[c_int]) {
+    // SAFETY: lua_type reads the upvalues in place.
+    unsafe {
+        for &uv in upvalues {
+            if ffi::lua_type(state, ffi::lua_upvalueindex(uv)) != ffi::LUA_TTABLE {
+                ffi::luaL_error(state, c"luaco: the scheduler's tables are gone".as_ptr());
+            }
+        }
+    }
+}
+
+/// [`check_tables`] for `run`'s.
+///
+/// # Safety
+/// Called from `run`.
+unsafe fn check_run_tables(state: *mut ffi::lua_State) {
+    // SAFETY: `run` has these upvalues.
+    unsafe {
+        check_tables(
+            state,
+            &[UV_S, UV_RT, UV_AWAIT_MARK, UV_FINISHED, UV_RQ, UV_POOL],
+        );
+        if ffi::lua_type(state, ffi::lua_upvalueindex(UV_WORKER)) != ffi::LUA_TFUNCTION {
+            ffi::luaL_error(state, c"luaco: the scheduler's tables are gone".as_ptr());
+        }
+    }
+}
+
+/// [`check_tables`] for those of `async`, `track` and `make_ready`.
+///
+/// # Safety
+/// Called from one of them.
+unsafe fn check_spawn_tables(state: *mut ffi::lua_State) {
+    // SAFETY: these closures have these upvalues.
+    unsafe { check_tables(state, &[UV_SP_S, UV_SP_PROMISE_MT, UV_SP_RQ]) }
+}
+
 /// The queue slot named by argument 1 (from 1).
 ///
 /// # Safety
@@ -436,7 +483,7 @@ unsafe fn step(state: *mut ffi::lua_State, q: *mut Queue, ti: c_int) {
             if pooled > 0 && ffi::lua_rawgeti(state, pool, pooled) == ffi::LUA_TTHREAD {
                 ffi::lua_pushnil(state);
                 ffi::lua_rawseti(state, pool, pooled);
-                (*q).slots[Q_POOL_N] = pooled - 1;
+                (*q).slots[Q_POOL_N] = pooled.wrapping_sub(1);
             } else {
                 ffi::lua_settop(state, ti);
                 let co = ffi::lua_newthread(state);
@@ -489,8 +536,12 @@ unsafe fn step(state: *mut ffi::lua_State, q: *mut Queue, ti: c_int) {
             }
             // Back to the pool; the task's promise settles in Lua.
             ffi::lua_pushvalue(state, ci);
-            ffi::lua_rawseti(state, ffi::lua_upvalueindex(UV_POOL), pooled + 1);
-            (*q).slots[Q_POOL_N] = pooled + 1;
+            ffi::lua_rawseti(
+                state,
+                ffi::lua_upvalueindex(UV_POOL),
+                pooled.wrapping_add(1),
+            );
+            (*q).slots[Q_POOL_N] = pooled.wrapping_add(1);
             set_false(state, ti, T_CO);
             ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_FINISH));
             ffi::lua_pushvalue(state, ti);
@@ -553,10 +604,15 @@ unsafe extern "C-unwind" fn run(state: *mut ffi::lua_State) -> c_int {
         ffi::lua_settop(state, 1);
         ffi::luaL_checkstack(state, 24, std::ptr::null());
         let q = queue(state);
+        // On the stack, the block stays alive whatever a task does to the
+        // closures that hold it (with `debug`).
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_QUEUE));
+        check_run_tables(state);
         let s = ffi::lua_upvalueindex(UV_S);
         let rq = ffi::lua_upvalueindex(UV_RQ);
         set_false(state, s, S_CUR);
         unpublish(state);
+        const BASE: c_int = 2;
         if (*q).slots[Q_HALTED] != 0 {
             for _ in 0..3 {
                 ffi::lua_pushinteger(state, 0);
@@ -569,9 +625,9 @@ unsafe extern "C-unwind" fn run(state: *mut ffi::lua_State) -> c_int {
             // the front, so the queue stays a dense array.
             let mut tail = get_int(state, s, S_TAIL);
             if head > 1 {
-                let n = (tail - head + 1).max(0);
+                let n = tail.wrapping_sub(head).wrapping_add(1).max(0);
                 for i in 0..n {
-                    ffi::lua_rawgeti(state, rq, head + i);
+                    ffi::lua_rawgeti(state, rq, head.wrapping_add(i));
                     ffi::lua_rawseti(state, rq, 1 + i);
                 }
                 for i in n + 1..=tail {
@@ -592,11 +648,13 @@ unsafe extern "C-unwind" fn run(state: *mut ffi::lua_State) -> c_int {
             let kind = ffi::lua_rawgeti(state, rq, head);
             ffi::lua_pushnil(state);
             ffi::lua_rawseti(state, rq, head);
-            (*q).slots[Q_HEAD] = head + 1;
+            (*q).slots[Q_HEAD] = head.wrapping_add(1);
             if kind == ffi::LUA_TTABLE {
-                step(state, q, 2);
+                step(state, q, BASE + 1);
             }
-            ffi::lua_settop(state, 1);
+            ffi::lua_settop(state, BASE);
+            // A task may have run code that replaced them (with `debug`).
+            check_run_tables(state);
             ran += 1;
         }
         let mut tail = get_int(state, s, S_TAIL);
@@ -627,9 +685,9 @@ unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: a C function called by Lua with its arguments in slots 1 to
     // n + 1; luaL_checkstack makes room for them (copied once into the
     // argument table) and for the records made above them. Memory errors
-    // unwind this frame, which holds plain data only; the record is in the
-    // ready queue only once complete, and counted (live, serial) first, as
-    // in task.lua.
+    // unwind this frame, which holds plain data only; the record is
+    // counted (live, serial), filled and queued, then listed under its
+    // parent and given its spawn site, in task.lua's order.
     unsafe {
         let top = ffi::lua_gettop(state);
         let q = queue(state);
@@ -640,6 +698,7 @@ unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
             return 1;
         }
         ffi::luaL_checkstack(state, 12, std::ptr::null());
+        check_spawn_tables(state);
         let s = ffi::lua_upvalueindex(UV_SP_S);
         let n = top - 1;
         // The arguments, packed as table.pack does.
@@ -673,7 +732,7 @@ unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
         ffi::lua_pushinteger(state, serial);
         ffi::lua_rawseti(state, s, S_SERIAL);
         let live = get_int(state, s, S_LIVE);
-        ffi::lua_pushinteger(state, live + 1);
+        ffi::lua_pushinteger(state, live.wrapping_add(1));
         ffi::lua_rawseti(state, s, S_LIVE);
         // The record, every slot up to T_LINE from the start.
         ffi::lua_createtable(state, T_SIZE, 0);
@@ -709,7 +768,7 @@ unsafe extern "C-unwind" fn spawn(state: *mut ffi::lua_State) -> c_int {
         ffi::lua_pushvalue(state, t);
         ffi::lua_rawseti(state, p, V);
         // Ready from the next turn.
-        let tail = get_int(state, s, S_TAIL) + 1;
+        let tail = get_int(state, s, S_TAIL).wrapping_add(1);
         ffi::lua_pushinteger(state, tail);
         ffi::lua_rawseti(state, s, S_TAIL);
         ffi::lua_pushvalue(state, t);
@@ -758,6 +817,7 @@ unsafe extern "C-unwind" fn track(state: *mut ffi::lua_State) -> c_int {
     // (or false) and popped before `p` is returned.
     unsafe {
         ffi::lua_settop(state, 1);
+        check_spawn_tables(state);
         if ffi::lua_rawgeti(state, ffi::lua_upvalueindex(UV_SP_S), S_CUR) == ffi::LUA_TTABLE {
             add_kid(state, 2, 1);
         }
@@ -776,7 +836,8 @@ unsafe extern "C-unwind" fn make_ready(state: *mut ffi::lua_State) -> c_int {
     unsafe {
         ffi::lua_settop(state, 1);
         let s = ffi::lua_upvalueindex(UV_SP_S);
-        let tail = get_int(state, s, S_TAIL) + 1;
+        check_spawn_tables(state);
+        let tail = get_int(state, s, S_TAIL).wrapping_add(1);
         ffi::lua_pushvalue(state, 1);
         ffi::lua_rawseti(state, ffi::lua_upvalueindex(UV_SP_RQ), tail);
         ffi::lua_pushinteger(state, tail);

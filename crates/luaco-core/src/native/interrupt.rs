@@ -624,6 +624,10 @@ unsafe extern "C-unwind" fn wrapped(state: *mut ffi::lua_State) -> c_int {
     // with lua_error from a frame holding plain data only.
     unsafe {
         let co = ffi::lua_tothread(state, ffi::lua_upvalueindex(1));
+        if co.is_null() {
+            // Only a script with `debug` replaces the upvalue.
+            return ffi::luaL_error(state, c"cannot resume dead coroutine".as_ptr());
+        }
         let r = auxresume(state, co, ffi::lua_gettop(state));
         if r >= 0 {
             return r;

@@ -33,7 +33,7 @@ local clock_us, heap_clear = heap.now_us, heap.clear
 
 -- A pending timer promise's source is minus its timer id: cancelling the
 -- promise stops the timer (promise.lua's `stop`).
-core.set_stop_timer(function(id) cancel_timer(id) end)
+core.set_stop_timer(function(id, p) cancel_timer(id, p) end)
 
 -- A promise resolving `nil` after `ms`; not an operation of any task.
 local function timer(ms)
@@ -54,7 +54,7 @@ function Handle:cancel()
   end
   if self.state ~= ARMED then return false end
   self.state = DONE
-  cancel_timer(self.id)
+  cancel_timer(self.id, self)
   return true
 end
 
@@ -71,8 +71,11 @@ end
 -- that armed it; an interval arms again.
 function fire_handle(h)
   if h.state ~= ARMED then return end
+  -- Its timer is gone: no id (should spawning fail, cancel stops nothing).
+  h.id = 0
+  if not h.interval then h.state = DONE end
   core.quietly(h.quiet, core.spawn_detached, h.ctx, h.fn)
-  if h.interval then h.id = add(h.ms, h) else h.state = DONE end
+  if h.interval and h.state == ARMED then h.id = add(h.ms, h) end
 end
 
 local function now()
