@@ -225,6 +225,14 @@ const CANCEL_PENDING: ffi::lua_Integer = 3;
 /// A promise's slot of the hook that takes back an undelivered value.
 const X: ffi::lua_Integer = 4;
 
+/// Where `run` keeps its tables on its own stack, and the last of them:
+/// steps work above `BASE`.
+const SLOT_S: c_int = 3;
+const SLOT_RT: c_int = 4;
+const SLOT_POOL: c_int = 5;
+const SLOT_RQ: c_int = 6;
+const BASE: c_int = 6;
+
 /// Upvalues of `run` (and, the first, of `qget`/`qset`).
 const UV_QUEUE: c_int = 1;
 const UV_S: c_int = 2;
@@ -302,13 +310,7 @@ unsafe fn check_tables(state: *mut ffi::lua_State, upvalues: &[c_int]) {
 unsafe fn check_run_tables(state: *mut ffi::lua_State) {
     // SAFETY: `run` has these upvalues.
     unsafe {
-        check_tables(
-            state,
-            &[UV_S, UV_RT, UV_AWAIT_MARK, UV_FINISHED, UV_RQ, UV_POOL],
-        );
-        if ffi::lua_type(state, ffi::lua_upvalueindex(UV_WORKER)) != ffi::LUA_TFUNCTION {
-            ffi::luaL_error(state, c"luaco: the scheduler's tables are gone".as_ptr());
-        }
+        check_tables(state, &[UV_S, UV_RT, UV_RQ, UV_POOL]);
     }
 }
 
@@ -397,7 +399,7 @@ unsafe fn set_false(state: *mut ffi::lua_State, t: c_int, i: ffi::lua_Integer) {
 unsafe fn publish(state: *mut ffi::lua_State, idx: c_int, starting: bool) {
     // SAFETY: keys and values are pushed in pairs and popped by rawset.
     unsafe {
-        let rt = ffi::lua_upvalueindex(UV_RT);
+        let rt = SLOT_RT;
         ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_KEY_CO));
         ffi::lua_pushvalue(state, idx);
         ffi::lua_rawset(state, rt);
@@ -440,7 +442,7 @@ unsafe fn step(state: *mut ffi::lua_State, q: *mut Queue, ti: c_int) {
     // step leaves them at the same points. `q` is read and written in
     // place, never borrowed across a call into Lua.
     unsafe {
-        let s = ffi::lua_upvalueindex(UV_S);
+        let s = SLOT_S;
         let done = ffi::lua_rawgeti(state, ti, T_STATE) == ffi::LUA_TNUMBER
             && ffi::lua_tointegerx(state, -1, std::ptr::null_mut()) == DONE;
         ffi::lua_settop(state, ti);
@@ -478,7 +480,7 @@ unsafe fn step(state: *mut ffi::lua_State, q: *mut Queue, ti: c_int) {
         } else {
             // A task that starts: a pooled worker coroutine, or a new one.
             ffi::lua_settop(state, ti);
-            let pool = ffi::lua_upvalueindex(UV_POOL);
+            let pool = SLOT_POOL;
             let pooled = (*q).slots[Q_POOL_N];
             if pooled > 0 && ffi::lua_rawgeti(state, pool, pooled) == ffi::LUA_TTHREAD {
                 ffi::lua_pushnil(state);
@@ -536,11 +538,7 @@ unsafe fn step(state: *mut ffi::lua_State, q: *mut Queue, ti: c_int) {
             }
             // Back to the pool; the task's promise settles in Lua.
             ffi::lua_pushvalue(state, ci);
-            ffi::lua_rawseti(
-                state,
-                ffi::lua_upvalueindex(UV_POOL),
-                pooled.wrapping_add(1),
-            );
+            ffi::lua_rawseti(state, SLOT_POOL, pooled.wrapping_add(1));
             (*q).slots[Q_POOL_N] = pooled.wrapping_add(1);
             set_false(state, ti, T_CO);
             ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_FINISH));
@@ -604,15 +602,16 @@ unsafe extern "C-unwind" fn run(state: *mut ffi::lua_State) -> c_int {
         ffi::lua_settop(state, 1);
         ffi::luaL_checkstack(state, 24, std::ptr::null());
         let q = queue(state);
-        // On the stack, the block stays alive whatever a task does to the
-        // closures that hold it (with `debug`).
-        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_QUEUE));
+        // On the stack (slots 2 to BASE), the block stays alive and the
+        // tables stay tables whatever a task does to the closure's
+        // upvalues (with `debug`).
         check_run_tables(state);
-        let s = ffi::lua_upvalueindex(UV_S);
-        let rq = ffi::lua_upvalueindex(UV_RQ);
+        for uv in [UV_QUEUE, UV_S, UV_RT, UV_POOL, UV_RQ] {
+            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(uv));
+        }
+        let (s, rq) = (SLOT_S, SLOT_RQ);
         set_false(state, s, S_CUR);
         unpublish(state);
-        const BASE: c_int = 2;
         if (*q).slots[Q_HALTED] != 0 {
             for _ in 0..3 {
                 ffi::lua_pushinteger(state, 0);
@@ -653,8 +652,6 @@ unsafe extern "C-unwind" fn run(state: *mut ffi::lua_State) -> c_int {
                 step(state, q, BASE + 1);
             }
             ffi::lua_settop(state, BASE);
-            // A task may have run code that replaced them (with `debug`).
-            check_run_tables(state);
             ran += 1;
         }
         let mut tail = get_int(state, s, S_TAIL);
@@ -817,7 +814,7 @@ unsafe extern "C-unwind" fn track(state: *mut ffi::lua_State) -> c_int {
     // (or false) and popped before `p` is returned.
     unsafe {
         ffi::lua_settop(state, 1);
-        check_spawn_tables(state);
+        check_tables(state, &[UV_SP_S]);
         if ffi::lua_rawgeti(state, ffi::lua_upvalueindex(UV_SP_S), S_CUR) == ffi::LUA_TTABLE {
             add_kid(state, 2, 1);
         }
@@ -835,8 +832,8 @@ unsafe extern "C-unwind" fn make_ready(state: *mut ffi::lua_State) -> c_int {
     // moved).
     unsafe {
         ffi::lua_settop(state, 1);
+        check_tables(state, &[UV_SP_S, UV_SP_RQ]);
         let s = ffi::lua_upvalueindex(UV_SP_S);
-        check_spawn_tables(state);
         let tail = get_int(state, s, S_TAIL).wrapping_add(1);
         ffi::lua_pushvalue(state, 1);
         ffi::lua_rawseti(state, ffi::lua_upvalueindex(UV_SP_RQ), tail);
