@@ -66,3 +66,8 @@ impl Clock for ManualClock {
         self.now.get()
     }
 }
+
+/// A time on the loop's clock in whole microseconds, as the timers count.
+pub(crate) fn micros(t: Duration) -> i64 {
+    i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
+}

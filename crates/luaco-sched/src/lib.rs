@@ -49,8 +49,9 @@ use async_executor::LocalExecutor;
 use luaco_core::{Driver, Engine, FutureKey, LocalFuture, Options};
 use mlua::Lua;
 
+use clock::micros;
 pub use clock::{Clock, ManualClock, SystemClock};
-use timers::{micros, Timers};
+use timers::Timers;
 
 /// Tasks resumed between two looks at the clock inside a turn.
 const RESUMES_PER_CLOCK_CHECK: usize = 16;

@@ -24,8 +24,7 @@ use std::rc::Rc;
 
 use mlua::{ffi, Function, Lua};
 
-use crate::clock::Clock;
-use crate::timers::micros;
+use crate::clock::{micros, Clock};
 
 /// The metatable name that marks a heap userdata.
 const TYPE_NAME: &CStr = c"luaco.timer_heap";

@@ -8,18 +8,12 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
 
 use luaco_core::{Module, ModuleContext};
 use mlua::Function;
 
 use crate::clock::Clock;
 use crate::native;
-
-/// A time on the loop's clock in whole microseconds, as the Lua half counts.
-pub(crate) fn micros(t: Duration) -> i64 {
-    i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
-}
 
 /// What one call of the Lua `turn` did.
 #[derive(Clone, Copy, Debug, Default)]
