@@ -233,3 +233,30 @@ fn a_failing_task_cancelled_by_its_own_close_handler_is_counted_once() {
     // Only `keep` is alive: a task counted done twice would make this 0.
     assert_eq!(rt.engine().task_count(), 1);
 }
+
+#[test]
+fn children_kept_one_at_a_time_are_all_cancelled_with_their_task() {
+    // A task keeps its one pending child as is and makes a list only for
+    // a second: every shape must be cancelled with the task, and a
+    // finished task's pending child must outlive it.
+    common::run_ok(
+        r#"
+        local kids = {}
+        local p = async(function()
+          await(sleep(0))                      -- one settled child
+          kids[1] = sleep(1e6)                 -- replaces it
+          kids[2] = async(function() await(sleep(1e6)) end) -- a list of two
+          for i = 3, 40 do kids[i] = sleep(1e6) end         -- compacted lists
+          await(sleep(1e6))
+        end)
+        await(sleep(1))
+        p:cancel()
+        for i, k in ipairs(kids) do assert(k:status() == "cancelled", i .. ": " .. k:status()) end
+        local orphan
+        local q = async(function() orphan = sleep(5); return "done" end)
+        assert(await(q) == "done")
+        assert(orphan:status() == "pending")
+        assert(await(orphan) == nil)
+    "#,
+    );
+}

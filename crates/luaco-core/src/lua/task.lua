@@ -171,15 +171,22 @@ function core.pooled() return qget(Q_POOL_N) end
 
 ---------------------------------------------------------------- children
 -- A task's pending children (tasks and operations) are cancelled with it.
--- The list is compacted when it doubles, so it holds about as many entries
--- as there are pending children.
+-- One child is kept as it is (most tasks await one operation at a time,
+-- and a settled one is replaced by the next); more make a list
+-- {n = k, limit = m, ...}, compacted when it doubles, so it holds about as
+-- many entries as there are pending children. A list is told from a child
+-- by its `n`, read raw (a promise has no fields).
 local function add_kid(t, p)
   local kids = t[KIDS]
   if not kids then
-    t[KIDS] = { n = 1, limit = 16, p }
+    t[KIDS] = p
     return
   end
-  local n = kids.n
+  local n = rawget(kids, "n")
+  if n == nil then
+    if kids[ST] ~= PENDING then t[KIDS] = p else t[KIDS] = { n = 2, limit = 16, kids, p } end
+    return
+  end
   if n >= kids.limit then
     local m = 0
     for i = 1, n do
@@ -202,6 +209,10 @@ local root = {}
 
 -- The pending ones among a finished task's children go on under `root`.
 local function adopt(kids)
+  if rawget(kids, "n") == nil then
+    if kids[ST] == PENDING then add_kid(root, kids) end
+    return
+  end
   for i = 1, kids.n do
     local k = kids[i]
     if k[ST] == PENDING then add_kid(root, k) end
@@ -414,8 +425,7 @@ local function finish(t, ok, v)
   local kids = t[KIDS]
   if kids then
     t[KIDS] = nil
-    -- Most often one child: the operation the task last awaited, settled.
-    if kids.n > 1 or kids[1][ST] == PENDING then adopt(kids) end
+    adopt(kids)
   end
   if ok then
     if type(v) == "table" then
@@ -461,9 +471,13 @@ end
 -- Cancels the pending ones among `kids` through the effect queue, so a
 -- deep line of descendants cannot overflow the stack.
 local function cancel_kids(kids)
-  for i = 1, kids.n do
-    local k = kids[i]
-    if k[ST] == PENDING then defer(cancel, k) end
+  if rawget(kids, "n") == nil then
+    if kids[ST] == PENDING then defer(cancel, kids) end
+  else
+    for i = 1, kids.n do
+      local k = kids[i]
+      if k[ST] == PENDING then defer(cancel, k) end
+    end
   end
   drain()
 end

@@ -844,36 +844,56 @@ unsafe extern "C-unwind" fn make_ready(state: *mut ffi::lua_State) -> c_int {
 }
 
 /// Adds promise `p` to the children of the record at `parent`: task.lua's
-/// `add_kid`, whose common case (room in an existing list) is done here.
+/// `add_kid`, whose common cases (no child yet, one settled child, room in
+/// a list) are done here.
 ///
 /// # Safety
 /// `parent` and `p` are valid absolute indices (a task record, a
 /// promise); four stack slots are free.
 unsafe fn add_kid(state: *mut ffi::lua_State, parent: c_int, p: c_int) {
     // SAFETY: values are pushed and popped in pairs; the Lua add_kid is
-    // called for a new list or a full one (which it compacts).
+    // called for the rest (a second pending child, a full list).
     unsafe {
         let base = ffi::lua_gettop(state);
-        if ffi::lua_rawgeti(state, parent, T_KIDS) == ffi::LUA_TTABLE {
-            let kids = base + 1;
-            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_KEY_N));
-            ffi::lua_rawget(state, kids);
-            let n = ffi::lua_tointegerx(state, -1, std::ptr::null_mut());
-            ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_KEY_LIMIT));
-            ffi::lua_rawget(state, kids);
-            let limit = ffi::lua_tointegerx(state, -1, std::ptr::null_mut());
-            ffi::lua_settop(state, kids);
-            if n > 0 && n < limit {
-                ffi::lua_pushvalue(state, p);
-                ffi::lua_rawseti(state, kids, n + 1);
+        let kind = ffi::lua_rawgeti(state, parent, T_KIDS);
+        let kids = base + 1;
+        let replace = match kind {
+            ffi::LUA_TNIL => true,
+            ffi::LUA_TBOOLEAN => ffi::lua_toboolean(state, kids) == 0,
+            ffi::LUA_TTABLE => {
                 ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_KEY_N));
-                ffi::lua_pushinteger(state, n + 1);
-                ffi::lua_rawset(state, kids);
-                ffi::lua_settop(state, base);
-                return;
+                if ffi::lua_rawget(state, kids) == ffi::LUA_TNIL {
+                    // One child: replaced once it has settled.
+                    let st = get_int(state, kids, ST);
+                    let numeric = ffi::lua_rawgeti(state, kids, ST) == ffi::LUA_TNUMBER;
+                    ffi::lua_settop(state, kids);
+                    numeric && st != PENDING
+                } else {
+                    let n = ffi::lua_tointegerx(state, -1, std::ptr::null_mut());
+                    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_KEY_LIMIT));
+                    ffi::lua_rawget(state, kids);
+                    let limit = ffi::lua_tointegerx(state, -1, std::ptr::null_mut());
+                    ffi::lua_settop(state, kids);
+                    if n > 0 && n < limit {
+                        ffi::lua_pushvalue(state, p);
+                        ffi::lua_rawseti(state, kids, n + 1);
+                        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_KEY_N));
+                        ffi::lua_pushinteger(state, n + 1);
+                        ffi::lua_rawset(state, kids);
+                        ffi::lua_settop(state, base);
+                        return;
+                    }
+                    false
+                }
             }
-        }
+            _ => false,
+        };
         ffi::lua_settop(state, base);
+        if replace {
+            ffi::lua_pushvalue(state, p);
+            ffi::lua_rawseti(state, parent, T_KIDS);
+            return;
+        }
         ffi::lua_pushvalue(state, ffi::lua_upvalueindex(UV_SP_ADD_KID));
         ffi::lua_pushvalue(state, parent);
         ffi::lua_pushvalue(state, p);
