@@ -260,3 +260,16 @@ fn children_kept_one_at_a_time_are_all_cancelled_with_their_task() {
     "#,
     );
 }
+
+#[test]
+fn a_semaphore_at_the_largest_count_saturates_instead_of_wrapping() {
+    common::run_ok(
+        r#"
+        local s = sync.semaphore(math.maxinteger)
+        s:release(); s:release()
+        assert(s:available() == math.maxinteger, s:available())
+        assert(await(s:acquire()) == true)
+        assert(s:available() == math.maxinteger - 1)
+    "#,
+    );
+}

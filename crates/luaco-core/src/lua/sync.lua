@@ -42,6 +42,7 @@ local function method_check(self, mt, name)
   end
 end
 
+local maxinteger = math.maxinteger
 local Semaphore = { __name = "semaphore", __metatable = "semaphore" }
 Semaphore.__index = Semaphore
 
@@ -65,7 +66,9 @@ function Semaphore:release()
   local w = pop(self.waiters)
   if w then
     w.resolve(true)
-  else
+  elseif self.permits ~= maxinteger then
+    -- Saturates: a release past the largest count keeps it (an integer
+    -- would wrap negative, and then no acquire would ever be granted).
     self.permits = self.permits + 1
   end
 end
