@@ -40,7 +40,23 @@ async fn answer(
         Timer::after(Duration::from_millis(ms.parse().unwrap_or(0))).await;
     }
     let version = format!("{:?} {}", req.version(), req.uri().path());
-    Ok(hyper::Response::new(Full::new(Bytes::from(version))))
+    let mut response = hyper::Response::new(Full::new(Bytes::from(version)));
+    let headers = match req.uri().path() {
+        // 32 KB: twice the client's cap in the test.
+        "/big-head" => 8,
+        // 160 KB: in more CONTINUATION frames than h2 accepts.
+        "/huge-head" => 40,
+        _ => 0,
+    };
+    if headers > 0 {
+        let value = hyper::header::HeaderValue::from_str(&"x".repeat(4000)).expect("value");
+        for i in 0..headers {
+            let name = hyper::header::HeaderName::from_bytes(format!("x-big-{i}").as_bytes())
+                .expect("name");
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    Ok(response)
 }
 
 /// Starts the server; returns its URL, the CA to trust and a connection count.
@@ -101,4 +117,33 @@ fn concurrent_requests_share_one_http2_connection() {
     "#,
     );
     assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_http2_head_past_the_cap_is_a_limit_error() {
+    let (url, ca, _) = start();
+    // Each on a connection of its own: h2 gives up a connection whose
+    // header compression state a skipped head left behind.
+    for path in ["/big-head", "/huge-head"] {
+        let client = HyperClient::with_config(ClientConfig {
+            root_certificates: vec![ca.clone()],
+            max_response_head: 16 << 10,
+            ..ClientConfig::default()
+        })
+        .expect("client");
+        let env = common::env(Some(Rc::new(client) as Rc<dyn HttpClient>), None);
+        env.lua.globals().set("BASE", url.clone()).unwrap();
+        env.lua.globals().set("PATH", path).unwrap();
+        env.run_ok(
+            "h2 head",
+            r#"
+            local ok, e = pcall(await, http_get(BASE .. PATH))
+            assert(not ok and e.kind == "limit", PATH .. ": " .. tostring(e and e.kind) .. ": " .. tostring(e))
+            assert(e.message:find("max_response_head", 1, true), e.message)
+            -- the client still serves (on a new connection if need be)
+            assert(await(http_get(BASE .. "/after")).body == "HTTP/2.0 /after")
+            return "ok"
+        "#,
+        );
+    }
 }

@@ -196,5 +196,38 @@ pub(crate) fn classify(what: &str, e: &hyper::Error, config: &ClientConfig) -> E
     if e.is_parse() || e.is_parse_status() {
         return Error::Network(format!("{what}: invalid response: {}", chain(e)));
     }
+    if h2_head_too_large(e) {
+        return Error::Limit(format!(
+            "{what}: the HTTP/2 response head exceeds max_response_head ({} bytes) ({})",
+            config.max_response_head,
+            chain(e)
+        ));
+    }
     network(what, e)
+}
+
+/// Whether HTTP/2 itself (not the server) refused a response head: h2
+/// resets a stream whose header list passes the size it advertised
+/// (`max_header_list_size`, set from `max_response_head`) with a
+/// PROTOCOL_ERROR of its own; a head in many frames ends the connection
+/// with ENHANCE_YOUR_CALM (too many CONTINUATION frames) or with
+/// COMPRESSION_ERROR (the decoder stopped at the cap). The last could also
+/// be a server's broken compression: the message keeps h2's own words.
+fn h2_head_too_large(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.is_library()
+                && matches!(
+                    h2.reason(),
+                    Some(
+                        h2::Reason::PROTOCOL_ERROR
+                            | h2::Reason::ENHANCE_YOUR_CALM
+                            | h2::Reason::COMPRESSION_ERROR
+                    )
+                );
+        }
+        source = err.source();
+    }
+    false
 }
