@@ -185,3 +185,37 @@ fn a_read_past_the_cap_is_a_limit_error_not_an_allocation() {
         ),
     }
 }
+
+#[test]
+fn a_symlink_to_a_file_outside_that_does_not_exist_yet_is_refused() {
+    // Only existing targets used to be resolved: a dangling link let
+    // write and append create the outside file.
+    let outer = tempfile::tempdir().expect("tempdir");
+    let root = outer.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    let target = outer.path().join("created.txt");
+    std::os::unix::fs::symlink(&target, root.join("dangling")).unwrap();
+    // Relative, through a directory, and a chain of two links.
+    std::os::unix::fs::symlink("../../created2.txt", root.join("sub/rel")).unwrap();
+    std::os::unix::fs::symlink(root.join("dangling"), root.join("chain")).unwrap();
+    // A dangling link that stays inside is fine.
+    std::os::unix::fs::symlink(root.join("new.txt"), root.join("inner")).unwrap();
+    let env = common::env(None, Some(Rc::new(RealFs::confined(&root).unwrap())));
+    env.run_ok(
+        "dangling",
+        r#"
+        for _, path in ipairs({ "dangling", "sub/rel", "chain" }) do
+          for _, op in ipairs({ "write", "append" }) do
+            local ok, e = pcall(await, fs[op](path, "x"))
+            assert(not ok and e.kind == "permission", op .. " " .. path .. ": " .. tostring(e))
+          end
+        end
+        await(fs.write("inner", "in"))
+        assert(await(fs.read("new.txt")) == "in")
+        return "ok"
+    "#,
+    );
+    assert!(!target.exists());
+    assert!(!outer.path().join("created2.txt").exists());
+}

@@ -129,24 +129,63 @@ fn resolve(root: Option<&Path>, path: &[u8]) -> Result<PathBuf, Error> {
     if !normal.starts_with(root) {
         return Err(denied());
     }
-    // Symlinks: the deepest part of the path that exists must resolve inside root.
-    let mut probe = normal.clone();
-    loop {
-        match std::fs::canonicalize(&probe) {
-            Ok(real) => {
-                if !real.starts_with(root) {
-                    return Err(denied());
-                }
-                break;
-            }
-            Err(_) => {
-                if !probe.pop() {
-                    break;
-                }
+    // Symlinks: where the path leads once every link in it is followed,
+    // the last one included even when what it names does not exist yet
+    // (a write would create it), must be inside root.
+    match follow_links(&normal) {
+        Some(real) if real.starts_with(root) => Ok(normal),
+        _ => Err(denied()),
+    }
+}
+
+/// How many links one path may go through (Linux's own limit).
+const MAX_LINK_HOPS: usize = 40;
+
+/// The path `path` (absolute, without `.` or `..`) leads to: each of its
+/// parts that is a symlink replaced by its target, recursively, whether or
+/// not the final target exists. `None` for a loop of links.
+fn follow_links(path: &Path) -> Option<PathBuf> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    let mut rest: VecDeque<OsString> = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .map(|c| c.as_os_str().to_owned())
+        .collect();
+    let mut out = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(part) = rest.pop_front() {
+        if part == ".." {
+            out.pop();
+            continue;
+        }
+        if part == "." || part.is_empty() {
+            continue;
+        }
+        let next = out.join(&part);
+        let is_link = std::fs::symlink_metadata(&next).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            out = next;
+            continue;
+        }
+        hops += 1;
+        if hops > MAX_LINK_HOPS {
+            return None;
+        }
+        let target = std::fs::read_link(&next).ok()?;
+        if target.is_absolute() {
+            out = PathBuf::from("/");
+        }
+        // The target's parts come first; `..` in them is taken literally.
+        for c in target.components().rev() {
+            match c {
+                Component::Normal(p) => rest.push_front(p.to_owned()),
+                Component::ParentDir => rest.push_front(OsString::from("..")),
+                _ => {}
             }
         }
     }
-    Ok(normal)
+    Some(out)
 }
 
 impl FileSystem for RealFs {
