@@ -124,12 +124,23 @@ fn copy(lua: &Lua, lib: &Table, skip: &[&str]) -> mlua::Result<Table> {
     Ok(out)
 }
 
-/// Strings share one metatable per Lua state, whose `__index` is the real
-/// `string` table: `__metatable` keeps `getmetatable("")` from handing it
-/// (and through it every script's string methods) to a script.
+/// Strings share one metatable per Lua state, whose `__index` was the
+/// real `string` table: `__metatable` keeps `getmetatable("")` from handing
+/// it to a script, and `__index` becomes a copy without `dump`, so nothing
+/// of the real table is reachable through a string value and no script's
+/// changes to a `string` table become every string's methods. (The copy is
+/// taken after the sandbox bounded the string functions, so methods are
+/// the counted ones.)
 fn protect_string_metatable(lua: &Lua) -> mlua::Result<()> {
     if let Some(mt) = lua.type_metatable::<mlua::LuaString>() {
         mt.raw_set("__metatable", "string")?;
+        // A table with `dump` is the real one (a copy was made already
+        // for an earlier sandboxed environment otherwise).
+        if let Value::Table(index) = mt.raw_get::<Value>("__index")? {
+            if !index.raw_get::<Value>("dump")?.is_nil() {
+                mt.raw_set("__index", copy(lua, &index, &["dump"])?)?;
+            }
+        }
     }
     Ok(())
 }
