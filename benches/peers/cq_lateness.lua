@@ -4,13 +4,17 @@ package.path = arg[0]:match("^(.*/)") .. "../workloads/?.lua;" .. package.path
 local cqueues = require("cqueues")
 local common = require("common")
 local n = tonumber(arg[1]) or 100000
+-- arg[2]: added to every delay (1500: all made at once, due 1.5-2.5 s later).
+local base = tonumber(arg[2]) or 0
 local cq = cqueues.new()
 local late = {}
 for i = 1, n do
-  local delay = ((i * 7919) % 1000) / 1000
+  local delay = (base + (i * 7919) % 1000) / 1000
+  -- The deadline counts from now, as the others' do, not from when the
+  -- coroutine first runs.
+  local start = cqueues.monotime()
   cq:wrap(function()
-    local start = cqueues.monotime()
-    cqueues.sleep(delay)
+    cqueues.sleep(math.max(0, start + delay - cqueues.monotime()))
     late[#late + 1] = (cqueues.monotime() - (start + delay)) * 1000
   end)
 end

@@ -220,6 +220,9 @@ fn unsafe_code_lives_only_in_the_listed_modules() {
         Path::new("crates/luaco-core/src/native.rs"),
         Path::new("crates/luaco-core/src/native/interrupt.rs"),
         Path::new("crates/luaco-core/src/native/hot.rs"),
+        Path::new("crates/luaco-core/src/native/hot/awaiting.rs"),
+        Path::new("crates/luaco-core/src/native/hot/run.rs"),
+        Path::new("crates/luaco-core/src/native/hot/spawn.rs"),
         Path::new("crates/luaco-sandbox/src/native.rs"),
         Path::new("crates/luaco-sched/src/native.rs"),
     ];

@@ -64,27 +64,37 @@ fn a_deadline_ends_a_task_that_never_awaits() {
     assert_eq!(error.code.as_deref(), Some("time"));
 }
 
-#[test]
-fn a_time_slice_lets_a_sleeper_run_beside_busy_tasks() {
-    let guard = Guard::new(limits(None, Some(5), None));
-    let (lua, sched) = scheduler(&guard);
-    let body = r#"
+/// Runs `busy` (Lua, given the API as `api`) beside a task that sleeps
+/// 10 ms five times, under `guard`; how long the sleeps took in all (ms),
+/// or a panic if the sleeper never finished within `wait`.
+fn sleeper_beside(guard: &Guard, busy: &str, wait: Duration) -> f64 {
+    let (lua, sched) = scheduler(guard);
+    let body = format!(
+        r#"
         local api = ...
-        for _ = 1, 3 do api.async(function() while true do end end) end
+        {busy}
         local t0 = api.now()
         for _ = 1, 5 do api.await(api.sleep(10)) end
         return api.now() - t0
-    "#;
+    "#
+    );
     let f = lua.load(body).into_function().expect("chunk");
     let p = sched
         .engine()
         .spawn(f, sched.engine().api(), &ScriptContext::new("sleeper"))
         .expect("spawn");
-    let start = Instant::now();
-    sched.run_until(|| !p.is_pending(), Some(start + Duration::from_secs(20)));
+    sched.run_until(|| !p.is_pending(), Some(Instant::now() + wait));
     let Some(Outcome::Resolved(mlua::Value::Number(ms))) = p.outcome() else {
         panic!("the sleeper did not finish: {:?}", p.outcome());
     };
+    ms
+}
+
+#[test]
+fn a_time_slice_lets_a_sleeper_run_beside_busy_tasks() {
+    let guard = Guard::new(limits(None, Some(5), None));
+    let busy = "for _ = 1, 3 do api.async(function() while true do end end) end";
+    let ms = sleeper_beside(&guard, busy, Duration::from_secs(20));
     // Five 10 ms sleeps, each followed by up to three slices of the busy
     // tasks: about 125 ms; ten times that is the bound.
     assert!(ms < 1250.0, "{ms} ms");
@@ -96,9 +106,7 @@ fn a_time_slice_preempts_a_task_that_resumes_coroutines_of_its_own() {
     // resumes must not look like new turns to the slice. The deadline only
     // ends the test if the slice never fires.
     let guard = Guard::new(limits(Some(30_000), Some(5), None));
-    let (lua, sched) = scheduler(&guard);
-    let body = r#"
-        local api = ...
+    let busy = r#"
         local function gen() while true do coroutine.yield(1) end end
         api.async(function()
             for _ in coroutine.wrap(gen) do end
@@ -107,20 +115,8 @@ fn a_time_slice_preempts_a_task_that_resumes_coroutines_of_its_own() {
             local co = coroutine.create(gen)
             while coroutine.resume(co) do end
         end)
-        local t0 = api.now()
-        for _ = 1, 5 do api.await(api.sleep(10)) end
-        return api.now() - t0
     "#;
-    let f = lua.load(body).into_function().expect("chunk");
-    let p = sched
-        .engine()
-        .spawn(f, sched.engine().api(), &ScriptContext::new("sleeper"))
-        .expect("spawn");
-    let start = Instant::now();
-    sched.run_until(|| !p.is_pending(), Some(start + Duration::from_secs(120)));
-    let Some(Outcome::Resolved(mlua::Value::Number(ms))) = p.outcome() else {
-        panic!("the sleeper did not finish: {:?}", p.outcome());
-    };
+    let ms = sleeper_beside(&guard, busy, Duration::from_secs(120));
     // Five 10 ms sleeps, each followed by up to two slices: about 100 ms.
     assert!(ms < 1000.0, "{ms} ms");
 }

@@ -30,6 +30,29 @@ fn spawn(lua: &mlua::Lua, sched: &Scheduler, code: &str, name: &str) -> Promise 
         .expect("spawn")
 }
 
+/// Pumps until `done`, at most 100 times: the manual clock stands still
+/// unless `tick` moves it, so however slow the machine, a few pumps end
+/// what the test started.
+fn pump_until(sched: &Scheduler, mut tick: impl FnMut(), done: impl Fn() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        tick();
+        sched.pump(Duration::from_millis(50));
+    }
+}
+
+/// The string `p` resolved with; panics on any other outcome.
+fn resolved_text(p: &Promise) -> String {
+    match p.outcome() {
+        Some(luaco_core::Outcome::Resolved(mlua::Value::String(s))) => {
+            s.to_str().expect("utf-8").to_owned()
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
 proptest! {
     #[test]
     fn timers_fire_in_deadline_then_creation_order(
@@ -113,15 +136,10 @@ fn sleep_zero_resolves_on_the_next_turn() -> mlua::Result<()> {
         .spawn(main, (), &ScriptContext::new("turns"))
         .expect("spawn");
     sched.pump(Duration::from_millis(50));
-    match p.outcome() {
-        Some(luaco_core::Outcome::Resolved(mlua::Value::String(s))) => {
-            // Turn 2: a sleeps, b yields (b is ready again from then on).
-            // Turn 3 starts by firing a's timer, so a becomes ready after b:
-            // both run in turn 3, in the order they became ready.
-            assert_eq!(s.to_str()?, "a1,b1,b2,a2,b3");
-        }
-        other => panic!("unexpected {other:?}"),
-    }
+    // Turn 2: a sleeps, b yields (b is ready again from then on). Turn 3
+    // starts by firing a's timer, so a becomes ready after b: both run in
+    // turn 3, in the order they became ready.
+    assert_eq!(resolved_text(&p), "a1,b1,b2,a2,b3");
     Ok(())
 }
 
@@ -227,26 +245,18 @@ fn cancelled_timers_leave_nothing_behind_and_their_reused_ids_never_fire_early()
         .engine()
         .spawn(main, (), &ScriptContext::new("reuse"))
         .expect("spawn");
-    // The clock stands still: however slow the machine, pumping ends the
-    // script within a few turns.
-    for _ in 0..100 {
-        if !p.is_pending() {
-            break;
-        }
-        sched.pump(Duration::from_millis(50));
-    }
+    pump_until(&sched, || {}, || !p.is_pending());
     assert!(!p.is_pending(), "{:?}", p.outcome());
     assert_eq!(sched.timer_count(), 900);
     clock.advance(Duration::from_millis(9));
     sched.pump(Duration::from_millis(50));
     assert_eq!(lua.globals().get::<i64>("fired")?, 0);
     clock.advance(Duration::from_millis(1));
-    for _ in 0..100 {
-        if lua.globals().get::<i64>("fired")? == 900 {
-            break;
-        }
-        sched.pump(Duration::from_millis(50));
-    }
+    pump_until(
+        &sched,
+        || {},
+        || lua.globals().get::<i64>("fired").unwrap_or(0) == 900,
+    );
     assert_eq!(lua.globals().get::<i64>("fired")?, 900);
     assert_eq!(lua.globals().get::<i64>("early")?, 0);
     assert_eq!(sched.timer_count(), 0);
@@ -363,19 +373,12 @@ fn a_forged_or_stale_timer_id_stops_nobody_elses_timer() -> mlua::Result<()> {
         .engine()
         .spawn(main, (), &ScriptContext::new("forge"))
         .expect("spawn");
-    for _ in 0..100 {
-        if !p.is_pending() {
-            break;
-        }
-        clock.advance(Duration::from_millis(1));
-        sched.pump(Duration::from_millis(50));
-    }
-    match p.outcome() {
-        Some(luaco_core::Outcome::Resolved(mlua::Value::String(s))) => {
-            assert_eq!(s.to_str()?, "victim done");
-        }
-        other => panic!("unexpected {other:?}"),
-    }
+    pump_until(
+        &sched,
+        || clock.advance(Duration::from_millis(1)),
+        || !p.is_pending(),
+    );
+    assert_eq!(resolved_text(&p), "victim done");
     Ok(())
 }
 
